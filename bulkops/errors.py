@@ -1,0 +1,121 @@
+"""The exception tree of bulkops; each class carries the process exit code it maps to.
+
+    BulkopsError (1)                   anything unexpected
+    ├── UsageError (2)                 bad flags, config or input; nothing was sent
+    │   ├── ManifestError (2)          a manifest row is invalid (file, line, field)
+    │   ├── Refused (2)                a safety rail refused the job
+    │   └── ManifestChanged (2)        resume found a manifest that differs from the journal's
+    ├── JournalCorrupt (1)             the journal is damaged somewhere other than its torn tail
+    ├── FatalCall (1)                  a call failure that stops the run
+    │   ├── AccessDenied (77)
+    │   ├── QuotaExceeded (1)          ServiceQuotaExceededException
+    │   ├── RequestRejected (2)        ValidationException from the service
+    │   └── ResourceMissing (2)        the domain or repository does not exist
+    └── Interrupted (75)               stopped by a signal or --max-duration; resumable
+
+Transient call failures (throttling, 5xx, 409, network errors, timeouts) are not
+BulkopsErrors: they are `CallFailed` subclasses raised by the registry and retried by
+the engine, which owns every retry.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_PERMANENT_FAILURES = 3
+EXIT_INTERRUPTED = 75
+EXIT_ACCESS_DENIED = 77
+
+
+class BulkopsError(Exception):
+    """Base of every error bulkops reports to its user."""
+
+    exit_code = EXIT_UNEXPECTED
+
+
+class UsageError(BulkopsError):
+    exit_code = EXIT_USAGE
+
+
+class ManifestError(UsageError):
+    """A manifest row failed validation; the message names file, line and field."""
+
+    def __init__(self, path: str, line: int, field: str | None, reason: str) -> None:
+        self.path, self.line, self.field, self.reason = path, line, field, reason
+        where = f"{path}:{line}" + (f": field {field!r}" if field else "")
+        super().__init__(f"{where}: {reason}")
+
+
+class Refused(UsageError):
+    """A safety rail refused the job before any mutating call."""
+
+
+class ManifestChanged(UsageError):
+    """The manifest no longer matches the hash recorded in the journal header."""
+
+
+class JournalCorrupt(BulkopsError):
+    """The journal is damaged at a place other than a torn last record."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        self.path, self.line, self.reason = path, line, reason
+        super().__init__(f"journal {path} is corrupt at line {line}: {reason}")
+
+
+class FatalCall(BulkopsError):
+    """A call failure after which every later call would fail the same way."""
+
+
+class AccessDenied(FatalCall):
+    exit_code = EXIT_ACCESS_DENIED
+
+
+class QuotaExceeded(FatalCall):
+    pass
+
+
+class RequestRejected(FatalCall):
+    exit_code = EXIT_USAGE
+
+
+class ResourceMissing(FatalCall):
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(BulkopsError):
+    exit_code = EXIT_INTERRUPTED
+
+
+class CallFailed(Exception):
+    """A transient failure of one call; the engine retries it."""
+
+    kind = "error"
+
+
+class Throttled(CallFailed):
+    """HTTP 429: slow the quota scope down and retry, after `retry_after` seconds if given."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ServerError(CallFailed):
+    """HTTP 5xx: retry with backoff."""
+
+    kind = "server_error"
+
+
+class Conflict(CallFailed):
+    """HTTP 409: transient in practice; retry a few times, then report."""
+
+    kind = "conflict"
+
+
+class NetworkError(CallFailed):
+    """The connection dropped or the answer did not arrive within the call timeout."""
+
+    kind = "network"
