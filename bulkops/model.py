@@ -14,13 +14,20 @@ FORMATS: tuple[Format, ...] = get_args(Format)
 NAMESPACE_REQUIRED: frozenset[str] = frozenset({"maven", "swift", "generic"})
 NAMESPACE_FORBIDDEN: frozenset[str] = frozenset({"pypi", "nuget", "ruby", "cargo"})
 
-Status: TypeAlias = Literal["Published", "Unfinished", "Unlisted", "Archived", "Disposed", "Deleted"]
+Status: TypeAlias = Literal[
+    "Published", "Unfinished", "Unlisted", "Archived", "Disposed", "Deleted"
+]
 STATUSES: tuple[Status, ...] = get_args(Status)
 TargetStatus: TypeAlias = Literal["Published", "Unlisted", "Archived"]
 TARGET_STATUSES: tuple[TargetStatus, ...] = get_args(TargetStatus)
 
 ErrorCode: TypeAlias = Literal[
-    "ALREADY_EXISTS", "MISMATCHED_REVISION", "MISMATCHED_STATUS", "NOT_ALLOWED", "NOT_FOUND", "SKIPPED"
+    "ALREADY_EXISTS",
+    "MISMATCHED_REVISION",
+    "MISMATCHED_STATUS",
+    "NOT_ALLOWED",
+    "NOT_FOUND",
+    "SKIPPED",
 ]
 ERROR_CODES: tuple[ErrorCode, ...] = get_args(ErrorCode)
 

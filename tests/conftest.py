@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def isolated_aws_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def isolated_aws_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Dummy credentials and config files in a temporary directory, inherited by subprocesses."""
     home = tmp_path_factory.mktemp("aws-home")
     (Path(home) / "config").write_text("[default]\nregion = us-east-1\n")
@@ -33,4 +34,3 @@ def isolated_aws_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("AWS_CONFIG_FILE", str(Path(home) / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(Path(home) / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    yield
