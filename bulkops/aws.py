@@ -1,0 +1,228 @@
+"""The CodeArtifact adapter: builds requests with aioboto3 and translates every botocore error once.
+
+Retry ownership: the SDK makes exactly one attempt per call (`total_max_attempts=1`);
+throttles, 5xx, 409 and network errors surface as `bulkops.errors.CallFailed` and the
+engine alone decides when and whether to send again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aioboto3
+import aiohttp
+from aiobotocore.config import AioConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
+
+from bulkops import __version__
+from bulkops.errors import (
+    AccessDenied,
+    Conflict,
+    FatalCall,
+    NetworkError,
+    QuotaExceeded,
+    RequestRejected,
+    ResourceMissing,
+    ServerError,
+    Throttled,
+    UsageError,
+)
+from bulkops.model import CallResult, Chunk, JobSpec, Operation, PackageRef
+
+if TYPE_CHECKING:
+    from types_aiobotocore_codeartifact import CodeArtifactClient
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSettings:
+    """Where and how to reach CodeArtifact; None means botocore's own resolution."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    max_pool_connections: int = 32
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+
+def _config(settings: AwsSettings) -> AioConfig:
+    return AioConfig(
+        # One attempt: the engine owns retries (CODEARTIFACT.md, "Retry ownership").
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=settings.max_pool_connections,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        user_agent_extra=f"bulkops/{__version__}",
+    )
+
+
+@asynccontextmanager
+async def open_codeartifact(settings: AwsSettings) -> AsyncIterator[AwsRegistry]:
+    """A registry backed by one aioboto3 CodeArtifact client, closed on exit."""
+    try:
+        session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
+    except BotoCoreError as exc:
+        raise UsageError(f"cannot set up the AWS session: {exc}") from exc
+    async with session.client(
+        "codeartifact", endpoint_url=settings.endpoint_url, config=_config(settings)
+    ) as client:
+        yield AwsRegistry(client)
+
+
+def _base(spec: JobSpec, ref: PackageRef, repository_key: str = "repository") -> dict[str, Any]:
+    kw: dict[str, Any] = {"domain": spec.domain, "format": ref.format, "package": ref.package}
+    if repository_key:
+        kw[repository_key] = spec.repository
+    if spec.domain_owner:
+        kw["domainOwner"] = spec.domain_owner
+    if ref.namespace is not None:  # botocore rejects namespace=None: omit the key instead
+        kw["namespace"] = ref.namespace
+    return kw
+
+
+def build_request(spec: JobSpec, chunk: Chunk) -> dict[str, Any]:
+    """The keyword arguments of the API call that sends `chunk` as the job's operation."""
+    op = spec.operation
+    if op is Operation.COPY:
+        kw = _base(spec, chunk.ref, "")
+        kw["sourceRepository"] = spec.repository
+        kw["destinationRepository"] = spec.destination_repository
+        kw["allowOverwrite"] = spec.allow_overwrite
+        kw["includeFromUpstream"] = spec.include_from_upstream
+        # versions XOR versionRevisions: pin when every version of the chunk has a revision
+        if chunk.revisions and len(chunk.revisions) == len(chunk.versions):
+            kw["versionRevisions"] = dict(chunk.revisions)
+        else:
+            kw["versions"] = list(chunk.versions)
+        return kw
+    kw = _base(spec, chunk.ref)
+    if op is Operation.DELETE_PACKAGES:
+        return kw
+    kw["versions"] = list(chunk.versions)
+    if op.pins_revisions and chunk.revisions:
+        kw["versionRevisions"] = dict(chunk.revisions)
+    if spec.expected_status:
+        kw["expectedStatus"] = spec.expected_status
+    if op is Operation.SET_STATUS:
+        kw["targetStatus"] = spec.target_status
+    return kw
+
+
+class AwsRegistry:
+    """`bulkops.registry.Registry` over a real (or emulated) CodeArtifact endpoint."""
+
+    def __init__(self, client: CodeArtifactClient) -> None:
+        self._client = client
+
+    async def run_chunk(self, spec: JobSpec, chunk: Chunk) -> CallResult:
+        kw = build_request(spec, chunk)
+        c = self._client
+        op = spec.operation
+        try:
+            if op is Operation.DELETE:
+                resp: Any = await c.delete_package_versions(**kw)
+            elif op is Operation.DISPOSE:
+                resp = await c.dispose_package_versions(**kw)
+            elif op is Operation.SET_STATUS:
+                resp = await c.update_package_versions_status(**kw)
+            elif op is Operation.COPY:
+                resp = await c.copy_package_versions(**kw)
+            else:
+                try:
+                    resp = await c.delete_package(**kw)
+                except ClientError as exc:
+                    if _code(exc) == "ResourceNotFoundException" and _is_package(exc):
+                        return CallResult(deleted_package=None)
+                    raise
+                return CallResult(deleted_package=dict(resp.get("deletedPackage") or {}))
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, op.api_name) from exc
+        return CallResult(
+            successful=dict(resp.get("successfulVersions") or {}),
+            failed=dict(resp.get("failedVersions") or {}),
+        )
+
+    async def describe_revision(
+        self, spec: JobSpec, repository: str, ref: PackageRef, version: str
+    ) -> str | None:
+        kw = _base(spec, ref, "")
+        kw["repository"] = repository
+        kw["packageVersion"] = version
+        try:
+            resp = await self._client.describe_package_version(**kw)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return None
+            raise translate(exc, "DescribePackageVersion") from exc
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, "DescribePackageVersion") from exc
+        return resp["packageVersion"].get("revision")
+
+
+# What a call can fail with on the wire; anything else is a bug and propagates as it is.
+_WIRE_ERRORS = (BotoCoreError, ClientError, aiohttp.ClientError, TimeoutError, ConnectionError)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _is_package(exc: ClientError) -> bool:
+    return str(exc.response.get("resourceType", "")).lower() == "package"
+
+
+def translate(exc: Exception, operation: str) -> Exception:
+    """The bulkops error for a botocore/aiohttp failure of `operation`."""
+    if isinstance(exc, ClientError):
+        code = _code(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+        text = f"{operation}: {code}: {message}"
+        if code == "ThrottlingException" or status == 429:
+            return Throttled(text, _retry_after(exc))
+        if code == "AccessDeniedException" or status == 403:
+            return AccessDenied(text)
+        if code == "ServiceQuotaExceededException" or status == 402:
+            return QuotaExceeded(text)
+        if code == "ValidationException" or status == 400:
+            return RequestRejected(text)
+        if code == "ResourceNotFoundException" or status == 404:
+            return ResourceMissing(text)
+        if code == "ConflictException" or status == 409:
+            return Conflict(text)
+        if status >= 500 or code == "InternalServerException":
+            return ServerError(text)
+        return FatalCall(text)
+    if isinstance(exc, ParamValidationError):
+        return RequestRejected(f"{operation}: {exc}")
+    if isinstance(exc, NoCredentialsError):
+        return AccessDenied(f"{operation}: no AWS credentials found: {exc}")
+    if isinstance(
+        exc,
+        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | aiohttp.ClientError,
+    ):
+        return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
+    return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
+
+
+def _retry_after(exc: ClientError) -> float | None:
+    value: Any = exc.response.get("retryAfterSeconds")
+    if value is None:
+        value = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

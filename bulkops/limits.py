@@ -1,0 +1,151 @@
+"""Pacing of each quota scope (aiolimiter underneath) with adaptive backoff, and retry delays.
+
+An `AdaptiveRate` keeps one scope (writes, Copy, reads) at or below its ceiling:
+
+- every call waits for `acquire()`, a leaky bucket of capacity one call, so calls leave
+  evenly spaced at the current rate instead of bursting;
+- a throttled call cuts the rate to a little under what the service accepted in the
+  last window (by `decrease` when nothing was accepted), at most once per `cooldown`,
+  because the calls already in flight at the old rate will be throttled too and must
+  not cut it again;
+- successes raise the rate again, quickly back to the rate last known to work, slowly
+  around it, and then faster the longer no throttle comes (so a quota given back by
+  another tenant is found within seconds), never above the ceiling.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+from aiolimiter import AsyncLimiter
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class RateTuning:
+    """Constants of the adaptive rate; defaults are what the benchmarks were run with."""
+
+    decrease: float = 0.7  # the cut when nothing was accepted in the window
+    floor: float = 0.2  # calls per second the rate never goes below
+    cooldown: float = 1.0  # seconds after a cut during which further throttles do not cut again
+    window: float = 2.0  # seconds of history behind the accepted-rate measurement
+    margin: float = 0.97  # a cut aims this far under the measured accepted rate
+    probe: float = (
+        0.01  # share of the ceiling added per second while probing near the last good rate
+    )
+    recover: float = 0.5  # share of the gap to the last good rate closed per second below it
+    probe_doubling: float = 2.0  # calm seconds after which the probe step doubles
+    swap_threshold: float = 0.01  # relative change that makes the limiter be rebuilt
+
+
+class AdaptiveRate:
+    """The pace of one quota scope, adapting to throttles under a fixed ceiling."""
+
+    def __init__(
+        self,
+        name: str,
+        ceiling: float,
+        *,
+        tuning: RateTuning | None = None,
+        clock: Clock = anyio.current_time,
+    ) -> None:
+        if ceiling <= 0:
+            raise ValueError(f"rate ceiling for {name} must be positive, got {ceiling}")
+        self.name = name
+        self.ceiling = ceiling
+        self.tuning = tuning or RateTuning()
+        self._clock = clock
+        self._rate = ceiling
+        self._good = ceiling  # the last rate the service was seen to accept
+        self._last_cut = -math.inf
+        self._calm_since: float | None = None
+        self._accepted: deque[float] = deque()
+        self._limiter: AsyncLimiter | None = None
+        self._limiter_rate = 0.0
+        self.throttles = 0
+        self.cuts = 0
+
+    @property
+    def rate(self) -> float:
+        """The current target rate in calls per second."""
+        return self._rate
+
+    async def acquire(self) -> None:
+        """Wait for this scope's next call slot."""
+        if self._limiter is None or abs(self._rate - self._limiter_rate) > (
+            self.tuning.swap_threshold * self._limiter_rate
+        ):
+            # A new limiter per rate: aiolimiter's max_rate sets the burst, not the rate.
+            self._limiter = AsyncLimiter(1, 1.0 / self._rate)
+            self._limiter_rate = self._rate
+        await self._limiter.acquire()
+
+    def accepted_rate(self) -> float:
+        """Calls per second the service accepted over the last window."""
+        now = self._clock()
+        self._expire(now)
+        return len(self._accepted) / self.tuning.window
+
+    def on_success(self) -> None:
+        """Record an accepted call and let the rate recover."""
+        now = self._clock()
+        self._accepted.append(now)
+        self._expire(now)
+        if self._calm_since is None:
+            self._calm_since = now
+        t = self.tuning
+        per_call = 1.0 / max(self._rate, t.floor)  # seconds this call stands for at this rate
+        if self._rate < self._good * t.margin:
+            step = (self._good - self._rate) * t.recover * per_call
+        else:
+            calm = now - self._calm_since
+            # Probe gently near the last good rate, then double the probe every few calm seconds.
+            step = self.ceiling * t.probe * per_call * 2 ** min(calm / t.probe_doubling, 5)
+        self._rate = min(self.ceiling, self._rate + step)
+
+    def on_throttle(self) -> None:
+        """Record a throttled call; cut the rate once per cooldown."""
+        now = self._clock()
+        self.throttles += 1
+        self._calm_since = None
+        if now - self._last_cut < self.tuning.cooldown:
+            return
+        self._last_cut = now
+        self.cuts += 1
+        accepted = self.accepted_rate()
+        t = self.tuning
+        if accepted > 0:
+            # What the service accepted while we sent too much is the best estimate of our share.
+            target = min(accepted, self._rate) * t.margin
+        else:
+            target = self._rate * t.decrease
+        self._good = target
+        self._rate = max(t.floor, target)
+
+    def _expire(self, now: float) -> None:
+        edge = now - self.tuning.window
+        q = self._accepted
+        while q and q[0] < edge:
+            q.popleft()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how long one chunk is retried after transient failures."""
+
+    max_attempts: int = 8  # calls per chunk for 5xx, network errors and timeouts
+    max_conflicts: int = 4  # calls per chunk that may end in 409 before it is reported
+    base_delay: float = 0.25
+    max_delay: float = 20.0
+    budget: float = 600.0  # seconds one chunk may spend retrying, throttles included
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff after the given number of consecutive failures."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, failures - 1))
+        return rng.uniform(0, ceiling)

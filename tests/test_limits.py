@@ -1,0 +1,109 @@
+"""Adaptive rate and retry delays, on an injected clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def feed(rate: AdaptiveRate, clock: Clock, seconds: float, per_second: float) -> None:
+    """Record accepted calls evenly over `seconds` at `per_second`."""
+    step = 1.0 / per_second
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now += step
+        rate.on_success()
+
+
+def test_rate_never_exceeds_its_ceiling_however_long_calls_succeed() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    feed(rate, clock, 60, 100)
+    assert rate.rate == pytest.approx(100)
+
+
+def test_a_burst_of_throttles_cuts_the_rate_once_per_cooldown() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    feed(rate, clock, 2, 100)
+    for _ in range(20):  # everything in flight comes back throttled at once
+        rate.on_throttle()
+    assert rate.cuts == 1 and rate.throttles == 20
+    assert rate.rate == pytest.approx(100 * RateTuning().margin, rel=0.02)
+
+
+def simulate(rate: AdaptiveRate, clock: Clock, seconds: float, quota: float) -> tuple[float, float]:
+    """Send at the adaptive rate into a token bucket of one second's quota.
+
+    Returns (accepted calls, throttled calls).
+    """
+    tokens, accepted_total, throttled_total = quota, 0.0, 0.0
+    for _ in range(int(seconds * 10)):
+        tokens = min(quota, tokens + quota / 10)
+        want = rate.rate / 10
+        accepted = min(want, tokens)
+        tokens -= accepted
+        if accepted:
+            feed(rate, clock, 0.1, accepted * 10)
+        else:
+            clock.now += 0.1
+        if want > accepted:
+            rate.on_throttle()
+        accepted_total += accepted
+        throttled_total += want - accepted
+    return accepted_total, throttled_total
+
+
+def test_rate_settles_under_a_smaller_quota_using_most_of_it_with_few_throttles() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    simulate(rate, clock, 10, 60)  # the quota drops from 100 to 60: adapt
+    accepted, throttled = simulate(rate, clock, 60, 60)
+    assert accepted >= 0.95 * 60 * 60
+    assert throttled <= 0.03 * (accepted + throttled)
+
+
+def test_rate_recovers_to_ninety_percent_within_ten_seconds_of_the_quota_returning() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    for _ in range(10):
+        feed(rate, clock, 1.0, 60)
+        rate.on_throttle()
+    start = clock.now
+    while rate.rate < 90:
+        feed(rate, clock, 0.1, max(rate.rate, 1))
+    assert clock.now - start <= 10
+
+
+def test_rate_never_falls_below_its_floor() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("copy", 5, clock=clock)
+    for _ in range(50):
+        clock.now += 2
+        rate.on_throttle()
+    assert rate.rate == pytest.approx(RateTuning().floor)
+
+
+def test_ceiling_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        AdaptiveRate("write", 0)
+
+
+def test_full_jitter_backoff_stays_within_its_exponential_bound() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=8)
+    rng = random.Random(3)
+    for failures, bound in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (9, 8.0)]:
+        delays = [policy.delay(failures, rng) for _ in range(200)]
+        assert all(0 <= d <= bound for d in delays)
+        assert max(delays) > bound * 0.8  # jitter spans the range, not a constant
