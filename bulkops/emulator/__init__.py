@@ -1,0 +1,27 @@
+"""A local CodeArtifact server speaking the real rest-json wire protocol, for tests and demos.
+
+    async with run_emulator(generate=(50, 300), quotas=QuotaConfig.off()) as emu:
+        client = session.client("codeartifact", endpoint_url=emu.endpoint_url)
+        ...
+        emu.versions("main")  # ground truth
+
+Modules: `runner` (this API), `server` (HTTP pipeline, admin paths), `validate`, `operations`,
+`state`, `snapshot`, `quota`, `faults`, `generate`, `wire`, `command` (the CLI).
+"""
+
+from bulkops.emulator.faults import FaultConfig
+from bulkops.emulator.quota import Quota, QuotaConfig
+from bulkops.emulator.runner import EmulatorConfig, RunningEmulator, run_emulator
+from bulkops.emulator.state import DEFAULT_ACCOUNT, DEFAULT_DOMAIN, VersionView
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_DOMAIN",
+    "EmulatorConfig",
+    "FaultConfig",
+    "Quota",
+    "QuotaConfig",
+    "RunningEmulator",
+    "VersionView",
+    "run_emulator",
+]

@@ -1,0 +1,156 @@
+"""The `bulkops emulator` command: serve a local CodeArtifact until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bulkops.emulator.faults import FaultConfig
+from bulkops.emulator.quota import QuotaConfig
+from bulkops.emulator.runner import EmulatorConfig, run_emulator
+from bulkops.emulator.state import DEFAULT_ACCOUNT
+
+_QUOTA_HELP = (
+    "Calls per second for a scope: write, copy, list (both lists), list-packages, "
+    "list-versions, read; RATE[:BURST] or off. Repeatable. `--quota off` turns every "
+    "quota off. Default: AWS's 100 write, 5 copy, 200 per list, 800 read."
+)
+
+
+def parse_generate(text: str) -> tuple[int, int]:
+    """'50x300' (or '50×300') → (50, 300)."""
+    match = re.fullmatch(r"\s*(\d+)\s*[x×X*]\s*(\d+)\s*", text)
+    if match is None:
+        raise typer.BadParameter(f"expected PACKAGESxVERSIONS such as 50x300, got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def parse_quotas(items: list[str]) -> QuotaConfig:
+    """`["write=60", "copy=5:10", "read=off"]` over AWS's defaults; `["off"]` for none."""
+    config = QuotaConfig()
+    changes: dict[str, Any] = {}
+    for item in items:
+        if item.strip().lower() == "off":
+            config = QuotaConfig.off()
+            continue
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected SCOPE=RATE[:BURST] or off, got {item!r}")
+        name = name.strip().lower()
+        value = value.strip().lower()
+        if value == "off":
+            parsed: Any = None
+        else:
+            rate, _, burst = value.partition(":")
+            try:
+                parsed = {"rate": float(rate), "burst": float(burst) if burst else None}
+            except ValueError:
+                raise typer.BadParameter(f"bad rate in {item!r}") from None
+        for scope in ("list_packages", "list_versions") if name == "list" else (name,):
+            changes[scope] = parsed
+    try:
+        return QuotaConfig.from_dict(changes, config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 0,
+    generate: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PxV",
+            help="Generate P packages × V versions (all eight formats) in repository main.",
+        ),
+    ] = None,
+    seed_file: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Load a seed or exported state (JSON)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for generated data, revisions, faults.")] = 0,
+    quota: Annotated[list[str] | None, typer.Option(metavar="SCOPE=RATE", help=_QUOTA_HELP)] = None,
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency per call.")] = 0.0,
+    jitter: Annotated[float, typer.Option(help="Latency varies by ± this fraction.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Fraction of 500 answers.")] = 0.0,
+    conflict_rate: Annotated[float, typer.Option(help="Fraction of 409 answers.")] = 0.0,
+    drop_rate: Annotated[
+        float, typer.Option(help="Fraction of connections dropped before acting.")
+    ] = 0.0,
+    lost_rate: Annotated[
+        float, typer.Option(help="Fraction acted on, then the connection dropped.")
+    ] = 0.0,
+    slow_rate: Annotated[
+        float, typer.Option(help="Fraction acted on, answered after --slow-seconds.")
+    ] = 0.0,
+    slow_seconds: Annotated[float, typer.Option(help="Delay of a slow answer.")] = 30.0,
+    skip_rate: Annotated[float, typer.Option(help="Fraction of versions answered SKIPPED.")] = 0.0,
+    faults_on_reads: Annotated[
+        bool, typer.Option(help="Inject faults into Describe and List calls too.")
+    ] = False,
+    account_id: Annotated[str, typer.Option(help="The emulated AWS account.")] = DEFAULT_ACCOUNT,
+) -> None:
+    """Run a local CodeArtifact that speaks the real wire protocol, for tests and demos.
+
+    Prints its endpoint URL as the first line of stdout, then serves until SIGINT/SIGTERM.
+
+    Domain acme (owner 111122223333) holds repositories main (generated data) and release.
+
+    Admin: GET /_emulator/state, GET /_emulator/counters, GET|POST /_emulator/config,
+    POST /_emulator/reset-counters.
+
+    Example:
+
+      bulkops emulator --generate 50x300 --quota write=60 --error-rate 0.02
+
+      aws codeartifact list-packages --domain acme --repository main --endpoint-url URL
+    """
+    try:
+        faults = FaultConfig(
+            latency_ms=latency_ms,
+            jitter=jitter,
+            error_rate=error_rate,
+            conflict_rate=conflict_rate,
+            drop_rate=drop_rate,
+            lost_rate=lost_rate,
+            slow_rate=slow_rate,
+            slow_seconds=slow_seconds,
+            skip_rate=skip_rate,
+            include_reads=faults_on_reads,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    config = EmulatorConfig(
+        host=host,
+        port=port,
+        seed=seed,
+        generate=parse_generate(generate) if generate else None,
+        seed_file=seed_file,
+        quotas=parse_quotas(quota or []),
+        faults=faults,
+        account_id=account_id,
+    )
+    asyncio.run(serve(config))
+
+
+async def serve(config: EmulatorConfig) -> None:
+    """Serve until SIGINT or SIGTERM, announcing the endpoint URL on stdout."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with run_emulator(config) as emu:
+            print(emu.endpoint_url, flush=True)
+            totals = {k: sum(v.values()) for k, v in emu.counters()["versions_by_status"].items()}
+            print(f"emulator serving account {emu.account_id}: {totals}", file=sys.stderr)
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
