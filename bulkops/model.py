@@ -222,6 +222,9 @@ class ChunkOutcome:
     error: dict[str, str] | None = None
     deleted_package: dict[str, Any] | None = None
     package_done: bool = False  # DeletePackage: the package is gone (deleted now or before)
+    # version -> revision the chunk pinned (Chunk.revisions); the journal keeps those of the
+    # versions not done, so a manifest of failures keeps their revision guard
+    revisions: dict[str, str] = field(default_factory=dict)
 
     @property
     def final_versions(self) -> set[str]:
