@@ -97,6 +97,7 @@ class FaultInjector:
     def __init__(self, config: FaultConfig, default_seed: int) -> None:
         self._default_seed = default_seed
         self.config = config
+        self._active = config.active
         self._rng = random.Random(self._seed(config))
         self.counts: dict[str, int] = dict.fromkeys((*CALL_FAULTS, "skipped_versions"), 0)
 
@@ -108,6 +109,7 @@ class FaultInjector:
         if self._seed(config) != self._seed(self.config):
             self._rng = random.Random(self._seed(config))
         self.config = config
+        self._active = config.active
 
     def reset_counts(self) -> None:
         for key in self.counts:
@@ -115,8 +117,10 @@ class FaultInjector:
 
     def plan(self, operation: str, versions: int) -> FaultPlan:
         """The faults for one call acting on `versions` versions (drawn now, in arrival order)."""
+        if not self._active:
+            return NO_FAULT
         c = self.config
-        if not c.active or (operation not in MUTATING and not c.include_reads):
+        if operation not in MUTATING and not c.include_reads:
             return NO_FAULT
         rng = self._rng
         kind = None

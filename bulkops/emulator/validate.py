@@ -49,6 +49,32 @@ def _string_check(shape_name: str) -> Check:
     return check
 
 
+def _strings_check(shape_name: str, check: Check) -> Callable[[list[Any], str], None]:
+    """The hot loop of every batch call (up to 100 version strings), kept inline."""
+    c = constraint(shape_name)
+    low = c.min or 0
+    high = c.max if c.max is not None else 1 << 62
+    fullmatch = c.pattern.fullmatch if c.pattern is not None else None
+    if c.enum or fullmatch is None:
+
+        def each(values: list[Any], path: str) -> None:
+            for i, v in enumerate(values):
+                check(v, f"{path}.{i + 1}.member")
+
+        return each
+
+    def strings(values: list[Any], path: str) -> None:
+        for v in values:
+            if type(v) is not str or not low <= len(v) <= high or not fullmatch(v):
+                break
+        else:
+            return
+        for i, v in enumerate(values):  # a bad one: find it again, for the message
+            check(v, f"{path}.{i + 1}.member")
+
+    return strings
+
+
 def _compile(shape: Any) -> Check:
     """A checker for one shape of the model, walking lists, maps and structures."""
     kind = shape.type_name
@@ -74,6 +100,9 @@ def _compile(shape: Any) -> Check:
         return check_bool
     if kind == "list":
         item = _compile(shape.member)
+        items = (
+            _strings_check(shape.member.name, item) if shape.member.type_name == "string" else None
+        )
 
         def check_list(value: Any, path: str) -> None:
             if type(value) is not list:
@@ -82,6 +111,9 @@ def _compile(shape: Any) -> Check:
                 raise _invalid(path, f"must have at most {high} items (got {len(value)})")
             if low is not None and len(value) < low:
                 raise _invalid(path, f"must have at least {low} items (got {len(value)})")
+            if items is not None:
+                items(value, path)
+                return
             for i, v in enumerate(value):
                 item(v, f"{path}.{i + 1}.member")
 
