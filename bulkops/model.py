@@ -83,13 +83,19 @@ _API_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class PackageRef:
     """One package of a repository: format, optional namespace, name."""
 
     format: str
     namespace: str | None
     package: str
+
+    def sort_key(self) -> tuple[str, str, str]:
+        return (self.format, self.namespace or "", self.package)
+
+    def __lt__(self, other: PackageRef) -> bool:  # sorts with or without a namespace
+        return self.sort_key() < other.sort_key()
 
     def __str__(self) -> str:
         if self.namespace is None:

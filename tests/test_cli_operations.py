@@ -1,0 +1,264 @@
+"""Each operation end to end: the CLI as a subprocess, checked against the emulator's truth."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from bulkops.emulator import QuotaConfig, run_emulator
+from bulkops.manifest import scan_manifest
+from bulkops.model import Operation
+from tests.cli_support import bulkops, report_lines, rows_for, write_manifest
+
+pytestmark = pytest.mark.asyncio
+
+JOB = ("--domain", "acme")
+
+
+async def test_delete_removes_exactly_the_manifest_versions_and_reports_each_once(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(16, 40), quotas=QuotaConfig.off()) as emu:
+        before = emu.versions("main")
+        chosen = sorted(k for k, v in before.items() if v.status == "Published")[::3]
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(chosen))
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(
+            emu,
+            "delete",
+            *JOB,
+            "--repository",
+            "main",
+            "--manifest",
+            manifest,
+            "--checkpoint",
+            cp,
+            "--execute",
+        )
+        assert run.code == 0, run.stderr
+        after = emu.versions("main")
+        assert set(after) == set(before) - set(chosen)
+        assert all(after[k] == before[k] for k in after)  # nothing else touched
+        assert oct(cp.stat().st_mode & 0o777) == "0o600"
+
+        report = await bulkops(emu, "report", cp, "--format", "jsonl")
+        assert report.code == 0
+        seen = [
+            (line["format"], line["namespace"], line["package"], v)
+            for line in report_lines(report.stdout)
+            for v in [*line["successfulVersions"], *line["failedVersions"]]
+        ]
+        assert len(seen) == len(chosen)
+        assert set(seen) == {(r.format, r.namespace, r.package, v) for r, v in chosen}
+        assert all(not line["failedVersions"] for line in report_lines(report.stdout))
+
+
+async def test_without_execute_nothing_is_sent_and_the_plan_is_printed(tmp_path: Path) -> None:
+    async with run_emulator(generate=(4, 10), quotas=QuotaConfig.off()) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        run = await bulkops(emu, "delete", *JOB, "--repository", "main", "--manifest", manifest)
+        assert run.code == 0
+        assert "40 versions of 4 packages" in run.stdout
+        assert "Nothing was sent" in run.stdout
+        assert sum(emu.counters()["calls"].values()) == 0
+
+
+async def test_dispose_with_expected_status_fails_the_others_and_exits_3(tmp_path: Path) -> None:
+    async with run_emulator(generate=(10, 30), quotas=QuotaConfig.off()) as emu:
+        before = emu.versions("main")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(before)))
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(
+            emu,
+            "dispose",
+            *JOB,
+            "--repository",
+            "main",
+            "--manifest",
+            manifest,
+            "--expected-status",
+            "Published",
+            "--checkpoint",
+            cp,
+            "--execute",
+        )
+        assert run.code == 3, run.stderr
+        after = emu.versions("main")
+        published = {k for k, v in before.items() if v.status == "Published"}
+        assert 0 < len(published) < len(before)
+        assert {k for k, v in after.items() if v.status == "Disposed"} == published | {
+            k for k, v in before.items() if v.status == "Disposed"
+        }
+        failed = await bulkops(emu, "report", cp, "--failed-only", "--format", "csv")
+        assert failed.code == 0
+        rows = list(csv.DictReader(io.StringIO(failed.stdout)))
+        assert {(r["package"], r["version"]) for r in rows} == {
+            (ref.package, v) for (ref, v) in set(before) - published
+        }
+        retry = tmp_path / "retry.csv"
+        retry.write_text(failed.stdout)
+        summary = scan_manifest(retry, operation=Operation.DISPOSE)  # a valid manifest again
+        assert summary.targets == len(before) - len(published)
+
+
+async def test_set_status_with_pinned_revisions_never_touches_a_changed_version(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(6, 20), quotas=QuotaConfig.off()) as emu:
+        before = emu.versions("main")
+        keys = sorted(k for k, v in before.items() if v.status == "Published")
+        revisions = {k: before[k].revision for k in keys}
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys, revisions))
+        ref, version = keys[0]
+        # the version is republished after the plan was made: a new revision
+        emu.add_version("main", ref.format, ref.namespace, ref.package, version)
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(
+            emu,
+            "set-status",
+            *JOB,
+            "--repository",
+            "main",
+            "--manifest",
+            manifest,
+            "--target-status",
+            "Archived",
+            "--checkpoint",
+            cp,
+            "--execute",
+        )
+        assert run.code == 3, run.stderr
+        after = emu.versions("main")
+        assert after[(ref, version)].status == "Published"
+        assert all(after[k].status == "Archived" for k in keys[1:])
+        report = report_lines((await bulkops(emu, "report", cp, "--format", "jsonl")).stdout)
+        failures = {v: f["errorCode"] for line in report for v, f in line["failedVersions"].items()}
+        assert failures == {version: "MISMATCHED_REVISION"}
+
+
+async def test_copy_copies_with_the_same_revisions_and_a_rerun_counts_identical_copies_done(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(5, 12), quotas=QuotaConfig.off()) as emu:
+        source = emu.versions("main")
+        keys = sorted(
+            k for k, v in source.items() if v.status in ("Published", "Unlisted", "Archived")
+        )
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys))
+        args = (
+            "copy",
+            *JOB,
+            "--source-repository",
+            "main",
+            "--destination-repository",
+            "release",
+            "--manifest",
+            manifest,
+            "--execute",
+        )
+        first = await bulkops(emu, *args, "--checkpoint", tmp_path / "one.journal")
+        assert first.code == 0, first.stderr
+        dest = emu.versions("release")
+        assert set(dest) == set(keys)
+        assert all(dest[k].revision == source[k].revision for k in keys)
+        again = await bulkops(emu, *args, "--checkpoint", tmp_path / "two.journal")
+        assert again.code == 0, again.stderr
+        report = report_lines(
+            (await bulkops(emu, "report", tmp_path / "two.journal", "--format", "jsonl")).stdout
+        )
+        identical = sorted(v for line in report for v in line.get("identicalCopyVersions", []))
+        assert identical == sorted(v for _, v in keys)
+
+
+async def test_delete_packages_removes_packages_and_counts_an_absent_one_as_done(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(8, 5), quotas=QuotaConfig.off()) as emu:
+        packages = sorted(emu.packages("main"))
+        doomed = packages[:3]
+        rows = [
+            {"format": r.format, "namespace": r.namespace, "package": r.package} for r in doomed
+        ]
+        rows.append({"format": "pypi", "namespace": None, "package": "never-existed"})
+        manifest = write_manifest(tmp_path / "p.jsonl", rows)
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(
+            emu,
+            "delete-packages",
+            *JOB,
+            "--repository",
+            "main",
+            "--manifest",
+            manifest,
+            "--checkpoint",
+            cp,
+            "--execute",
+        )
+        assert run.code == 0, run.stderr
+        assert sorted(emu.packages("main")) == packages[3:]
+
+
+async def test_an_invalid_manifest_exits_2_naming_line_and_field_with_nothing_sent(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = tmp_path / "bad.jsonl"
+        manifest.write_text(
+            '{"format": "npm", "package": "ok", "version": "1.0.0"}\n'
+            '{"format": "maven", "package": "core", "version": "1.0"}\n'
+        )
+        run = await bulkops(
+            emu, "delete", *JOB, "--repository", "main", "--manifest", manifest, "--execute"
+        )
+        assert run.code == 2
+        assert "bad.jsonl:2" in run.stderr
+        assert "namespace" in run.stderr
+        assert sum(emu.counters()["calls"].values()) == 0
+
+
+async def test_a_missing_repository_stops_the_run_with_exit_2(tmp_path: Path) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        run = await bulkops(
+            emu,
+            "delete",
+            *JOB,
+            "--repository",
+            "nope",
+            "--manifest",
+            manifest,
+            "--checkpoint",
+            tmp_path / "cp.journal",
+            "--execute",
+        )
+        assert run.code == 2, run.stderr
+        assert "ResourceNotFoundException" in run.stderr
+
+
+async def test_a_stdin_manifest_is_spooled_owner_only_beside_the_checkpoint(tmp_path: Path) -> None:
+    async with run_emulator(generate=(3, 10), quotas=QuotaConfig.off()) as emu:
+        keys = sorted(emu.versions("main"))[:12]
+        data = "".join(json.dumps(row) + "\n" for row in rows_for(keys)).encode()
+        cp = tmp_path / "jobs" / "cp.journal"
+        run = await bulkops(
+            emu,
+            "delete",
+            *JOB,
+            "--repository",
+            "main",
+            "--manifest",
+            "-",
+            "--checkpoint",
+            cp,
+            "--execute",
+            stdin=data,
+        )
+        assert run.code == 0, run.stderr
+        spooled = [p for p in cp.parent.iterdir() if p != cp]
+        assert len(spooled) == 1
+        assert oct(spooled[0].stat().st_mode & 0o777) == "0o600"
+        assert not set(keys) & set(emu.versions("main"))
