@@ -110,6 +110,10 @@ class RunResult:
     fatal: FatalCall | None = None
 
 
+class _Abandoned(Exception):
+    """A stop came before the call was sent; the chunk stays pending."""
+
+
 class _GaveUp(Exception):
     """A call exhausted its retry budget; carries the last transient failure."""
 
@@ -217,6 +221,8 @@ class Engine:
         failures = conflicts = 0
         while True:
             await scope.acquire()
+            if self.stop.requested:
+                raise _Abandoned  # waiting for a slot is not in flight: leave it for resume
             self.stats.calls += 1
             try:
                 with anyio.fail_after(self.settings.call_timeout):
@@ -263,6 +269,8 @@ class Engine:
                 result = await self._call(
                     self.scope, partial(self.registry.run_chunk, self.spec, chunk), transient
                 )
+            except _Abandoned:
+                return
             except _GaveUp as gave_up:
                 err = {"code": type(gave_up.last).__name__, "message": str(gave_up.last)}
                 await send.send((ChunkOutcome(chunk.id, chunk.ref, attempt, error=err), False))
@@ -301,12 +309,12 @@ class Engine:
                 and op in (Operation.DELETE, Operation.DISPOSE)
             ):
                 settled[version] = "already_absent"
-            elif (
-                code == "ALREADY_EXISTS"
-                and op is Operation.COPY
-                and await self._identical_copy(chunk, version)
-            ):
-                settled[version] = "identical_copy"
+            elif code == "ALREADY_EXISTS" and op is Operation.COPY:
+                identical = await self._identical_copy(chunk, version)
+                if identical is None:  # could not tell now: ask again on the next attempt
+                    retry.append(version)
+                elif identical:
+                    settled[version] = "identical_copy"
         answered = result.successful.keys() | result.failed.keys()
         missing = [v for v in chunk.versions if v not in answered]
         if missing:  # the service answered for fewer versions than it was sent: send them again
@@ -322,8 +330,8 @@ class Engine:
             retry=tuple(retry),
         )
 
-    async def _identical_copy(self, chunk: Chunk, version: str) -> bool:
-        """Whether the destination already holds this version at the source's revision."""
+    async def _identical_copy(self, chunk: Chunk, version: str) -> bool | None:
+        """Whether the destination holds this version at the source's revision; None: unknown."""
         spec = self.spec
         assert spec.destination_repository is not None
         source = chunk.revisions.get(version)
@@ -345,7 +353,9 @@ class Engine:
             )
         except _GaveUp as gave_up:
             log.warning("copy_check_failed", package=str(chunk.ref), error=str(gave_up.last))
-            return False
+            return None
+        except _Abandoned:
+            return None
         return source is not None and source == dest
 
     async def _sink(self, receive: MemoryObjectReceiveStream[tuple[ChunkOutcome, bool]]) -> None:
