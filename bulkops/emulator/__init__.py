@@ -5,14 +5,17 @@
         ...
         emu.versions("main")  # ground truth
 
-Modules: `runner` (this API), `server` (HTTP pipeline, admin paths), `validate`, `operations`,
-`state`, `snapshot`, `quota`, `faults`, `generate`, `wire`, `command` (the CLI).
+Synchronous callers (typer's CliRunner, boto3) use `with emulator_thread(...) as emu:`.
+
+Modules: `runner` (this API), `threaded`, `server` (HTTP pipeline, admin paths), `validate`,
+`operations`, `state`, `snapshot`, `quota`, `faults`, `generate`, `wire`, `command` (the CLI).
 """
 
 from bulkops.emulator.faults import FaultConfig
 from bulkops.emulator.quota import Quota, QuotaConfig
 from bulkops.emulator.runner import EmulatorConfig, RunningEmulator, run_emulator
 from bulkops.emulator.state import DEFAULT_ACCOUNT, DEFAULT_DOMAIN, VersionView
+from bulkops.emulator.threaded import ThreadedEmulator, emulator_thread
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -22,6 +25,8 @@ __all__ = [
     "Quota",
     "QuotaConfig",
     "RunningEmulator",
+    "ThreadedEmulator",
     "VersionView",
+    "emulator_thread",
     "run_emulator",
 ]

@@ -13,6 +13,7 @@ import typer
 
 from bulkops.emulator import Quota, QuotaConfig
 from bulkops.emulator.command import parse_generate, parse_quotas
+from bulkops.emulator.threaded import emulator_thread
 
 
 def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -71,3 +72,22 @@ def test_quota_options_override_aws_defaults_or_turn_them_off() -> None:
     assert parse_quotas(["off", "read=10"]) == QuotaConfig(None, None, None, None, Quota(10))
     with pytest.raises(typer.BadParameter):
         parse_quotas(["writes=1"])
+
+
+def test_a_threaded_emulator_serves_synchronous_clients() -> None:
+    with emulator_thread(generate=(8, 4), quotas=QuotaConfig.off()) as emu:
+        client = boto3.client(
+            "codeartifact", region_name="us-east-1", endpoint_url=emu.endpoint_url
+        )
+        try:
+            answer = client.delete_package(
+                domain="acme",
+                repository="main",
+                format="pypi",
+                package=emu.packages("main")[1].package,
+            )
+        finally:
+            client.close()
+        assert answer["deletedPackage"]["format"] == "pypi"
+        assert len(emu.packages("main")) == 7
+        assert emu.counters()["calls"]["DeletePackage"] == 1
