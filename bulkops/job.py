@@ -143,14 +143,14 @@ def work_items(
 
 async def run_new(
     prepared: Prepared,
+    header: JournalHeader,
     checkpoint: Path,
     settings: EngineSettings,
     aws: AwsSettings,
     stop: StopSignal,
     stats: Stats,
 ) -> RunResult:
-    """Create the journal and run the job from its first chunk."""
-    header = header_for(prepared)
+    """Create the journal holding `header` (see `header_for`) and run the job from the start."""
     stats.versions_total = header.versions
     stats.chunks_total = header.chunks
     journal = await create_journal(LocalFileStore(checkpoint), header)

@@ -46,6 +46,18 @@ def _redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever sys.stderr is now, so a live progress display can redirect it."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
 def configure(
     *,
     level: str = "info",
@@ -79,7 +91,7 @@ def configure(
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(out)
+    handler: logging.Handler = logging.StreamHandler(out) if stream else _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=renderer,
@@ -89,9 +101,11 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
-    # botocore at debug prints whole requests; keep it one level quieter than ours.
-    logging.getLogger("botocore").setLevel(max(numeric, logging.INFO))
-    logging.getLogger("aiobotocore").setLevel(max(numeric, logging.INFO))
+    # botocore's info lines (where it found credentials) are noise; its debug goes through
+    # the redaction above when asked for with --log-level debug.
+    quiet = numeric if numeric <= logging.DEBUG else logging.WARNING
+    for name in ("botocore", "aiobotocore", "aioboto3", "aiohttp"):
+        logging.getLogger(name).setLevel(quiet)
     structlog.contextvars.clear_contextvars()
     if context:
         structlog.contextvars.bind_contextvars(**context)
