@@ -172,6 +172,9 @@ def main() -> None:
         f"connections; "
         f"server CPU {cpu / elapsed:.0%} of one core)"
     )
+    if cpu > 0:
+        # What one fully busy core would serve: the figure that holds on a loaded machine.
+        print(f"server capacity: {ok / cpu:,.0f} calls per CPU-second")
 
 
 def server_cpu_seconds(pid: int) -> float:

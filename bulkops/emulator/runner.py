@@ -35,8 +35,8 @@ class EmulatorConfig:
     seed: int = 0
     generate: tuple[int, int] | None = None  # packages × versions into "main"
     seed_file: str | Path | None = None
-    quotas: QuotaConfig = field(default_factory=QuotaConfig)
-    faults: FaultConfig = field(default_factory=FaultConfig)
+    quotas: QuotaConfig | None = field(default_factory=QuotaConfig)  # None: no quotas
+    faults: FaultConfig | None = field(default_factory=FaultConfig)  # None: no faults
     account_id: str = DEFAULT_ACCOUNT
 
 
@@ -191,7 +191,11 @@ async def run_emulator(
     (keywords then override its fields).
     """
     config = replace(config or EmulatorConfig(), **overrides)
-    core = Emulator(build_state(config), config.quotas, config.faults)
+    core = Emulator(
+        build_state(config),
+        config.quotas if config.quotas is not None else QuotaConfig.off(),
+        config.faults if config.faults is not None else FaultConfig(),
+    )
     server = web.Server(core.handle, access_log=None)
     runner = web.ServerRunner(server, shutdown_timeout=2.0)
     await runner.setup()

@@ -231,7 +231,8 @@ def _namespace_rule(params: dict[str, Any], *, filter_only: bool) -> None:
 def _versions_rule(params: dict[str, Any]) -> None:
     named = set(params.get("versions", ())) | set(params.get("versionRevisions", ()))
     if len(named) > MAX_VERSIONS:
-        raise _invalid("versionRevisions", f"with versions must name at most {MAX_VERSIONS}")
+        why = f"and versions together must name at most {MAX_VERSIONS} versions"
+        raise _invalid("versionRevisions", why)
 
 
 def _extra_rules(operation: str) -> Callable[[dict[str, Any]], None]:
