@@ -54,6 +54,8 @@ class AwsSettings:
     max_pool_connections: int = 32
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    # (key id, secret) for endpoints that check no signature, such as the emulator
+    static_credentials: tuple[str, str] | None = None
 
 
 def _config(settings: AwsSettings) -> AioConfig:
@@ -71,7 +73,13 @@ def _config(settings: AwsSettings) -> AioConfig:
 async def open_codeartifact(settings: AwsSettings) -> AsyncIterator[AwsRegistry]:
     """A registry backed by one aioboto3 CodeArtifact client, closed on exit."""
     try:
-        session = aioboto3.Session(profile_name=settings.profile, region_name=settings.region)
+        keys = settings.static_credentials
+        session = aioboto3.Session(
+            profile_name=settings.profile,
+            region_name=settings.region,
+            aws_access_key_id=keys[0] if keys else None,
+            aws_secret_access_key=keys[1] if keys else None,
+        )
     except BotoCoreError as exc:
         raise UsageError(f"cannot set up the AWS session: {exc}") from exc
     async with session.client(

@@ -50,6 +50,7 @@ class Meter:
         self.stats = stats
         self.window = window
         self._samples: deque[tuple[float, int, int]] = deque()
+        self.snapshot()  # the first sample: rates are measured from here
 
     def snapshot(self) -> Snapshot:
         s = self.stats
