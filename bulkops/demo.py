@@ -231,7 +231,8 @@ async def run_demo(
             + json.dumps(counters["faults"])
         )
     click.echo(
-        f"\nJournals and manifests are in {workdir}; try: bulkops report {workdir}/1-set-status.journal --format jsonl"
+        f"\nJournals and manifests are in {workdir}; try: "
+        f"bulkops report {workdir}/1-set-status.journal --format jsonl"
     )
     return 0 if ok else 1
 
