@@ -1,0 +1,90 @@
+"""Job files: every example loads, bad ones name file and key, and flags > env > file > defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bulkops.config import default_map, load_job_file
+from bulkops.errors import UsageError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+JOB_FILES = sorted(CONFIGS.glob("*.toml"))
+
+
+def bulkops(
+    *args: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "bulkops", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_there_is_an_example_job_file_per_operation() -> None:
+    names = {p.stem for p in JOB_FILES}
+    assert {"delete", "dispose", "set-status", "copy", "delete-packages", "resume"} <= names
+
+
+@pytest.mark.parametrize("path", JOB_FILES, ids=lambda p: p.name)
+def test_every_example_job_file_loads_and_its_manifest_exists(path: Path) -> None:
+    job = load_job_file(path)
+    assert job.operation is not None
+    defaults = default_map(job, path.parent, job.operation)
+    if "manifest" in defaults:
+        assert Path(defaults["manifest"]).is_file(), defaults["manifest"]
+
+
+@pytest.mark.parametrize("path", [p for p in JOB_FILES if p.stem != "resume"], ids=lambda p: p.name)
+def test_every_example_job_file_plans_from_the_command_line(path: Path) -> None:
+    run = bulkops(load_job_file(path).operation or "", "--config", path)
+    assert run.returncode == 0, run.stderr
+    assert "Nothing was sent" in run.stdout
+
+
+def test_an_unknown_key_names_the_file_and_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "job.toml"
+    bad.write_text('operation = "delete"\ndomain = "acme"\n[run]\nconcurency = 4\n')
+    with pytest.raises(UsageError, match=r"job.toml: key 'run.concurency': unknown key"):
+        load_job_file(bad)
+
+
+def test_a_bad_value_exits_2_naming_file_key_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "job.toml"
+    bad.write_text('operation = "delete"\n[run]\nrate = -5\n')
+    run = bulkops("delete", "--config", bad)
+    assert run.returncode == 2
+    assert "job.toml" in run.stderr
+    assert "run.rate" in run.stderr
+    assert "greater than 0" in run.stderr
+
+
+def test_a_job_file_for_another_command_is_refused(tmp_path: Path) -> None:
+    run = bulkops("dispose", "--config", CONFIGS / "delete.toml")
+    assert run.returncode == 2
+    assert "for `bulkops delete`" in run.stderr
+
+
+def test_flags_beat_environment_which_beats_the_file_which_beats_defaults(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("format,namespace,package,version\nnpm,,a,1.0.0\n")
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'operation = "delete"\ndomain = "acme"\nrepository = "main"\nmanifest = "{manifest.name}"\n[run]\nrate = 11\n'
+    )
+    plan = lambda run: run.stdout.split(" at ")[-1]  # noqa: E731 - "… at 11 calls/s"
+    assert plan(bulkops("delete", "--config", job)).startswith("11 calls/s")
+    with_env = bulkops("delete", "--config", job, env={"BULKOPS_RATE": "22"})
+    assert plan(with_env).startswith("22 calls/s")
+    with_flag = bulkops("delete", "--config", job, "--rate", "33", env={"BULKOPS_RATE": "22"})
+    assert plan(with_flag).startswith("33 calls/s")
+    default = bulkops("delete", "--domain", "acme", "--repository", "main", "--manifest", manifest)
+    assert plan(default).startswith("100 calls/s")
