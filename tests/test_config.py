@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,6 @@ JOB_FILES = sorted(CONFIGS.glob("*.toml"))
 def bulkops(
     *args: str | Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    import os
-
     return subprocess.run(
         [sys.executable, "-m", "bulkops", *map(str, args)],
         capture_output=True,
@@ -78,7 +77,8 @@ def test_flags_beat_environment_which_beats_the_file_which_beats_defaults(tmp_pa
     manifest.write_text("format,namespace,package,version\nnpm,,a,1.0.0\n")
     job = tmp_path / "job.toml"
     job.write_text(
-        f'operation = "delete"\ndomain = "acme"\nrepository = "main"\nmanifest = "{manifest.name}"\n[run]\nrate = 11\n'
+        'operation = "delete"\ndomain = "acme"\nrepository = "main"\n'
+        f'manifest = "{manifest.name}"\n[run]\nrate = 11\n'
     )
     plan = lambda run: run.stdout.split(" at ")[-1]  # noqa: E731 - "… at 11 calls/s"
     assert plan(bulkops("delete", "--config", job)).startswith("11 calls/s")
