@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bulkops.errors import JournalCorrupt, Refused
@@ -419,6 +422,56 @@ def test_an_unknown_format_version_raises(tmp_path: Path) -> None:
     path.write_bytes(encode({"type": "header", **header().to_dict(), "formatVersion": 99}))
     with pytest.raises(JournalCorrupt, match="unknown format version 99"):
         recover(LocalFileStore(path))
+
+
+WRITER = """
+import sys, anyio
+from bulkops.journal import JournalHeader, LocalFileStore, create_journal
+from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
+
+async def main(path):
+    ref = PackageRef("npm", None, "p")
+    header = JournalHeader.new(JobSpec(Operation.DELETE, "d", "r"))
+    journal = await create_journal(LocalFileStore(path), header)
+    for i in range(10**6):
+        ok = {f"{i}.{v}": {"revision": "r" * 40, "status": "Deleted"} for v in range(100)}
+        await journal.write([(ChunkOutcome(f"c{i}", ref, 1, ok), True)] * 20)
+        if i % 5 == 0:
+            print(i, flush=True)  # the parent kills after a few of these
+
+anyio.run(main, sys.argv[1])
+"""
+
+
+def test_a_journal_killed_mid_write_recovers_and_appends_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        for _ in range(3):
+            child.stdout.readline()
+    finally:
+        child.kill()  # SIGKILL: no cleanup, at any point of a write or an fsync
+        child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
+    state = recover(LocalFileStore(path))
+    assert state.attempts >= 10 * 20
+    size = path.stat().st_size
+    assert state.valid_size == size if state.torn_line is None else state.valid_size < size
+
+    async def reopen_and_append() -> None:
+        async with open_journal(LocalFileStore(path)) as (journal, _):
+            await journal.event("run_resumed")
+
+    anyio.run(reopen_and_append)
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    records = [json.loads(line) for line in data.splitlines()]  # every line intact
+    assert records[-1]["kind"] == "run_resumed"
+    assert recover(LocalFileStore(path)).attempts == state.attempts
 
 
 def test_recover_memory_follows_chunks_not_versions(tmp_path: Path) -> None:
