@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -171,3 +172,20 @@ async def test_faults_spare_reads_unless_asked(emu: RunningEmulator, client: Any
     emu.set_faults({"include_reads": True})
     with pytest.raises(client.exceptions.InternalServerException):
         await client.list_packages(**where())
+
+
+@pytest.mark.asyncio
+async def test_counters_record_the_most_requests_in_flight() -> None:
+    faults = FaultConfig(latency_ms=150)  # holds each call long enough to overlap
+    async with (
+        run_emulator(quotas=QuotaConfig.off(), faults=faults) as emu,
+        client_for(emu.endpoint_url) as c,
+    ):
+        await _seeded(emu)
+        async with asyncio.TaskGroup() as tg:
+            for v in VERSIONS[:6]:
+                tg.create_task(c.dispose_package_versions(**where(), **ref_args(NPM), versions=[v]))
+        counters = emu.counters()
+        assert counters["max_in_flight"] == 6
+        assert counters["in_flight"] == 0
+        assert counters["calls"]["DisposePackageVersions"] == 6
