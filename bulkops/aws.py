@@ -208,9 +208,9 @@ def translate(exc: Exception, operation: str) -> Exception:
         if code == "ResourceNotFoundException" or status == 404:
             return ResourceMissing(text)
         if code == "ConflictException" or status == 409:
-            return Conflict(text)
+            return Conflict(text, code or "ConflictException")
         if status >= 500 or code == "InternalServerException":
-            return ServerError(text)
+            return ServerError(text, code or "InternalServerException")
         return FatalCall(text)
     if isinstance(exc, ParamValidationError):
         return RequestRejected(f"{operation}: {exc}")

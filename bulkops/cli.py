@@ -713,6 +713,7 @@ def demo_cmd(**kw: Any) -> None:
             faults=kw["faults"],
             workdir=kw["workdir"] or default_workdir(),
             progress=kw["progress"],
+            progress_interval=kw["progress_interval"],
         ),
         backend="asyncio",
     )

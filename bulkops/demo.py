@@ -131,12 +131,16 @@ async def _run_step(
     number: int,
     settings: EngineSettings,
     progress: ProgressMode,
+    interval: float,
 ) -> bool:
     rows = step.select(emu)
     name = f"{number}-{step.spec.operation.value}"
     manifest, checkpoint = workdir / f"{name}.jsonl", workdir / f"{name}.journal"
-    _write_manifest(manifest, rows)
     click.echo(f"\n── Step {number}: {step.title}: {len(rows)} versions ──")
+    if not rows:
+        click.echo("nothing to do in this repository")
+        return True
+    _write_manifest(manifest, rows)
     prepared = prepare(step.spec, str(manifest), manifest_format="jsonl", spool_dir=workdir)
     header = header_for(prepared)
     aws = AwsSettings(
@@ -151,7 +155,7 @@ async def _run_step(
     )
     started = time.monotonic()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(show_progress, stats, progress, 2.0)
+        tg.start_soon(show_progress, stats, progress, interval)
         result: RunResult = await run_new(prepared, header, checkpoint, settings, aws, stop, stats)
         tg.cancel_scope.cancel()
     took = time.monotonic() - started
@@ -203,6 +207,7 @@ async def run_demo(
     faults: bool,
     workdir: Path,
     progress: ProgressMode,
+    progress_interval: float = 2.0,
 ) -> int:
     """Run the three demo jobs; 0 when every report matched the ground truth."""
     await anyio.Path(workdir).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -220,7 +225,10 @@ async def run_demo(
         click.echo(f"emulator {emu.endpoint_url}: {json.dumps(statuses)}")
         ok = True
         for number, step in enumerate(steps("acme"), 1):
-            ok = await _run_step(step, emu, workdir, number, settings, progress) and ok
+            ok = (
+                await _run_step(step, emu, workdir, number, settings, progress, progress_interval)
+                and ok
+            )
         counters = emu.counters()
         click.echo(
             "\nemulator counters: calls "

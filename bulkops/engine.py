@@ -272,8 +272,17 @@ class Engine:
             except _Abandoned:
                 return
             except _GaveUp as gave_up:
-                err = {"code": type(gave_up.last).__name__, "message": str(gave_up.last)}
-                await send.send((ChunkOutcome(chunk.id, chunk.ref, attempt, error=err), False))
+                err = {"errorCode": gave_up.last.code, "errorMessage": str(gave_up.last)}
+                # every version of the attempt is still pending: say so, pins included
+                outcome = ChunkOutcome(
+                    chunk.id,
+                    chunk.ref,
+                    attempt,
+                    retry=chunk.versions,
+                    error=err,
+                    revisions=chunk.revisions,
+                )
+                await send.send((outcome, False))
                 self.stats.chunks_given_up += 1
                 log.warning("chunk_gave_up", package=str(chunk.ref), chunk=chunk.id, **err)
                 return
@@ -328,6 +337,7 @@ class Engine:
             failed=result.failed,
             settled=settled,
             retry=tuple(retry),
+            revisions=chunk.revisions,
         )
 
     async def _identical_copy(self, chunk: Chunk, version: str) -> bool | None:

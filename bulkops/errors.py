@@ -88,9 +88,17 @@ class Interrupted(BulkopsError):
 
 
 class CallFailed(Exception):
-    """A transient failure of one call; the engine retries it."""
+    """A transient failure of one call; the engine retries it.
+
+    `code` is the service's error code (e.g. InternalServerException) when there was an
+    answer, else the failure's own name (e.g. NetworkError).
+    """
 
     kind = "error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or type(self).__name__
 
 
 class Throttled(CallFailed):
@@ -99,7 +107,7 @@ class Throttled(CallFailed):
     kind = "throttled"
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, "ThrottlingException")
         self.retry_after = retry_after
 
 

@@ -140,7 +140,8 @@ async def test_a_chunk_that_keeps_failing_is_given_up_and_left_pending() -> None
     result, journal, _ = await run(reg, chunks, settings=settings)
     (outcome, complete), *_ = journal.written
     assert complete is False
-    assert outcome.error is not None and outcome.error["code"] == "ServerError"
+    assert outcome.error is not None and outcome.error["errorCode"] == "ServerError"
+    assert outcome.retry == chunks[0].versions  # still pending, every one
     assert result.stats.chunks_given_up == 1
     assert sum(reg.calls.values()) == 3
 

@@ -1,0 +1,119 @@
+"""What an operator sees: the demo, JSON logs when piped, a live bar on a terminal, no secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import structlog
+
+from bulkops import log as logsetup
+
+SMALL_DEMO = ["demo", "--packages", "20", "--versions", "10", "--seed", "3"]
+
+
+def test_demo_exits_0_and_every_report_agrees_with_the_ground_truth(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bulkops", *SMALL_DEMO, "--workdir", tmp_path / "demo"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("ground truth agrees") == 3
+    assert "DISAGREES" not in run.stdout
+    journals = sorted(p.name for p in (tmp_path / "demo").glob("*.journal"))
+    assert journals == ["1-set-status.journal", "2-dispose.journal", "3-copy.journal"]
+
+
+def test_piped_logs_are_json_lines_with_job_id_and_progress_events_and_no_animation(
+    tmp_path: Path,
+) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bulkops",
+            *SMALL_DEMO,
+            "--workdir",
+            tmp_path / "demo",
+            "--progress-interval",
+            "0.2",
+            "--no-faults",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    assert lines, "expected log lines on stderr"
+    assert all("\r" not in line and "\x1b[" not in line for line in run.stderr.splitlines())
+    progress = [e for e in lines if e["event"] == "progress"]
+    assert progress
+    assert all(
+        {"job_id", "operation", "done", "total", "calls_per_s", "eta_s"} <= e.keys()
+        for e in progress
+    )
+
+
+def test_on_a_terminal_the_demo_shows_a_live_progress_bar(tmp_path: Path) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: bulkops on a pseudo-terminal
+        os.execv(
+            sys.executable,
+            [sys.executable, "-m", "bulkops", *SMALL_DEMO, "--workdir", str(tmp_path / "demo")],
+        )
+    chunks = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, screen[-2000:]
+    assert re.search(r"versions.*\d+%", screen)
+    assert "calls/s" in screen
+    assert "Totals" in screen
+
+
+def test_credentials_and_signatures_are_redacted_from_our_logs_and_botocore_s() -> None:
+    out = io.StringIO()
+    logsetup.configure(level="debug", fmt="json", stream=out)
+    try:
+        structlog.get_logger("t").info(
+            "call", aws_secret_access_key="wJalrXUtnFEMI/K7MDENG", session_token="FwoGZX"
+        )
+        logging.getLogger("botocore.endpoint").debug(
+            "Sending http request: {'headers': {'Authorization': b'AWS4-HMAC-SHA256 "
+            "Credential=AKIAIOSFODNN7EXAMPLE/20261121/us-east-1/codeartifact/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123', "
+            "'X-Amz-Security-Token': 'IQoJb3JpZ2luX2VjEXAMPLETOKEN'}}"
+        )
+    finally:
+        logsetup.configure(level="info", fmt="json", stream=io.StringIO())
+    text = out.getvalue()
+    for secret in (
+        "wJalrXUtnFEMI",
+        "FwoGZX",
+        "AKIAIOSFODNN7EXAMPLE",
+        "0123456789abcdef0123",
+        "IQoJb3JpZ2luX2VjEXAMPLETOKEN",
+    ):
+        assert secret not in text
+    assert text.count("redacted") >= 4
