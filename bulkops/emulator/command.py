@@ -136,7 +136,13 @@ def emulator(
         faults=faults,
         account_id=account_id,
     )
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        typer.echo(f"error: cannot serve on {host}:{port}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as exc:  # a seed file that breaks the API's naming rules
+        raise typer.BadParameter(str(exc), param_hint="--seed-file") from None
 
 
 async def serve(config: EmulatorConfig) -> None:
