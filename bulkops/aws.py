@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
@@ -39,6 +40,7 @@ from bulkops.errors import (
     UsageError,
 )
 from bulkops.model import CallResult, Chunk, JobSpec, Operation, PackageRef
+from bulkops.registry import Location, PackageQuery, VersionPage, VersionSummary
 
 if TYPE_CHECKING:
     from types_aiobotocore_codeartifact import CodeArtifactClient
@@ -176,6 +178,97 @@ class AwsRegistry:
         except _WIRE_ERRORS as exc:
             raise translate(exc, "DescribePackageVersion") from exc
         return resp["packageVersion"].get("revision")
+
+    # ---- reads for discovery (bulkops.registry.Catalog) -------------------------------
+
+    async def list_packages_page(
+        self, where: Location, query: PackageQuery, token: str | None, page_size: int
+    ) -> tuple[list[PackageRef], str | None]:
+        kw = _where(where)
+        kw["maxResults"] = page_size
+        for key, value in (
+            ("format", query.format),
+            ("namespace", query.namespace),
+            ("packagePrefix", query.package_prefix),
+            ("nextToken", token),
+        ):
+            if value is not None:  # botocore rejects None: omit the key instead
+                kw[key] = value
+        try:
+            resp: Any = await self._client.list_packages(**kw)
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, "ListPackages") from exc
+        refs = [
+            PackageRef(p["format"], p.get("namespace"), p["package"])
+            for p in resp.get("packages") or ()
+        ]
+        return refs, resp.get("nextToken")
+
+    async def list_versions_page(
+        self,
+        where: Location,
+        ref: PackageRef,
+        *,
+        status: str | None,
+        origin_type: str | None,
+        token: str | None,
+        page_size: int,
+    ) -> VersionPage:
+        kw = _where(where, ref)
+        kw["maxResults"] = page_size
+        kw["sortBy"] = "PUBLISHED_TIME"
+        for key, value in (("status", status), ("originType", origin_type), ("nextToken", token)):
+            if value is not None:
+                kw[key] = value
+        try:
+            resp: Any = await self._client.list_package_versions(**kw)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException" and _is_package(exc):
+                return VersionPage((), None, None)  # deleted since it was listed
+            raise translate(exc, "ListPackageVersions") from exc
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, "ListPackageVersions") from exc
+        versions = tuple(
+            VersionSummary(
+                v["version"],
+                v.get("revision"),
+                v.get("status", ""),
+                (v.get("origin") or {}).get("originType"),
+            )
+            for v in resp.get("versions") or ()
+        )
+        return VersionPage(versions, resp.get("defaultDisplayVersion"), resp.get("nextToken"))
+
+    async def describe_published(
+        self, where: Location, ref: PackageRef, version: str
+    ) -> datetime | None:
+        kw = _where(where, ref)
+        kw["packageVersion"] = version
+        try:
+            resp: Any = await self._client.describe_package_version(**kw)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException" and not _is_repository(exc):
+                return None
+            raise translate(exc, "DescribePackageVersion") from exc
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, "DescribePackageVersion") from exc
+        published = resp["packageVersion"].get("publishedTime")
+        return published if isinstance(published, datetime) else None
+
+
+def _where(where: Location, ref: PackageRef | None = None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"domain": where.domain, "repository": where.repository}
+    if where.domain_owner:
+        kw["domainOwner"] = where.domain_owner
+    if ref is not None:
+        kw["format"], kw["package"] = ref.format, ref.package
+        if ref.namespace is not None:
+            kw["namespace"] = ref.namespace
+    return kw
+
+
+def _is_repository(exc: ClientError) -> bool:
+    return str(exc.response.get("resourceType", "")).lower() in ("repository", "domain")
 
 
 # What a call can fail with on the wire; anything else is a bug and propagates as it is.
