@@ -16,6 +16,7 @@ from bulkops import __version__
 from bulkops import log as logsetup
 from bulkops.aws import AwsSettings
 from bulkops.config import default_map, load_job_file
+from bulkops.emulator.command import emulator as emulator_cmd
 from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import (
     EXIT_INTERRUPTED,
@@ -731,3 +732,6 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: a bug, reported with exit 1
         structlog.get_logger("bulkops").exception("unexpected_error", error=str(exc))
         sys.exit(EXIT_UNEXPECTED)
+
+
+cli.add_command(emulator_cmd)

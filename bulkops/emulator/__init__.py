@@ -5,7 +5,7 @@
         ...
         emu.versions("main")  # ground truth
 
-Synchronous callers (typer's CliRunner, boto3) use `with emulator_thread(...) as emu:`.
+Synchronous callers (click's CliRunner, boto3) use `with emulator_thread(...) as emu:`.
 
 Modules: `runner` (this API), `threaded`, `server` (HTTP pipeline, admin paths), `validate`,
 `operations`, `state`, `snapshot`, `quota`, `faults`, `generate`, `wire`, `command` (the CLI).

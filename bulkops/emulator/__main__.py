@@ -1,11 +1,6 @@
 """`python -m bulkops.emulator`: the same command as `bulkops emulator`."""
 
-import typer
-
 from bulkops.emulator.command import emulator
 
-app = typer.Typer(add_completion=False)
-app.command()(emulator)
-
 if __name__ == "__main__":
-    app()
+    emulator(prog_name="python -m bulkops.emulator")

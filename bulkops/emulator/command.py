@@ -7,9 +7,9 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from bulkops.emulator.faults import FaultConfig
 from bulkops.emulator.quota import QuotaConfig
@@ -27,7 +27,7 @@ def parse_generate(text: str) -> tuple[int, int]:
     """'50x300' (or '50×300') → (50, 300)."""
     match = re.fullmatch(r"\s*(\d+)\s*[x×X*]\s*(\d+)\s*", text)
     if match is None:
-        raise typer.BadParameter(f"expected PACKAGESxVERSIONS such as 50x300, got {text!r}")
+        raise click.BadParameter(f"expected PACKAGESxVERSIONS such as 50x300, got {text!r}")
     return int(match[1]), int(match[2])
 
 
@@ -41,7 +41,7 @@ def parse_quotas(items: list[str]) -> QuotaConfig:
             continue
         name, sep, value = item.partition("=")
         if not sep:
-            raise typer.BadParameter(f"expected SCOPE=RATE[:BURST] or off, got {item!r}")
+            raise click.BadParameter(f"expected SCOPE=RATE[:BURST] or off, got {item!r}")
         name = name.strip().lower()
         value = value.strip().lower()
         if value == "off":
@@ -51,50 +51,79 @@ def parse_quotas(items: list[str]) -> QuotaConfig:
             try:
                 parsed = {"rate": float(rate), "burst": float(burst) if burst else None}
             except ValueError:
-                raise typer.BadParameter(f"bad rate in {item!r}") from None
+                raise click.BadParameter(f"bad rate in {item!r}") from None
         for scope in ("list_packages", "list_versions") if name == "list" else (name,):
             changes[scope] = parsed
     try:
         return QuotaConfig.from_dict(changes, config)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc)) from None
 
 
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=int, default=0, show_default=True, help="Port to listen on; 0 picks a free one."
+)
+@click.option(
+    "--generate",
+    metavar="PxV",
+    help="Generate P packages × V versions (all eight formats) in repository main.",
+)
+@click.option(
+    "--seed-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Load a seed or exported state (JSON).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for generated data, revisions, faults.",
+)
+@click.option("--quota", multiple=True, metavar="SCOPE=RATE", help=_QUOTA_HELP)
+@click.option("--latency-ms", type=float, default=0.0, help="Mean added latency per call.")
+@click.option("--jitter", type=float, default=0.0, help="Latency varies by ± this fraction.")
+@click.option("--error-rate", type=float, default=0.0, help="Fraction of 500 answers.")
+@click.option("--conflict-rate", type=float, default=0.0, help="Fraction of 409 answers.")
+@click.option(
+    "--drop-rate", type=float, default=0.0, help="Fraction of connections dropped before acting."
+)
+@click.option(
+    "--lost-rate", type=float, default=0.0, help="Fraction acted on, then the connection dropped."
+)
+@click.option(
+    "--slow-rate", type=float, default=0.0, help="Fraction acted on, answered after --slow-seconds."
+)
+@click.option(
+    "--slow-seconds", type=float, default=30.0, show_default=True, help="Delay of a slow answer."
+)
+@click.option("--skip-rate", type=float, default=0.0, help="Fraction of versions answered SKIPPED.")
+@click.option(
+    "--faults-on-reads", is_flag=True, help="Inject faults into Describe and List calls too."
+)
+@click.option(
+    "--account-id", default=DEFAULT_ACCOUNT, show_default=True, help="The emulated AWS account."
+)
 def emulator(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 0,
-    generate: Annotated[
-        str | None,
-        typer.Option(
-            metavar="PxV",
-            help="Generate P packages × V versions (all eight formats) in repository main.",
-        ),
-    ] = None,
-    seed_file: Annotated[
-        Path | None,
-        typer.Option(exists=True, dir_okay=False, help="Load a seed or exported state (JSON)."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for generated data, revisions, faults.")] = 0,
-    quota: Annotated[list[str] | None, typer.Option(metavar="SCOPE=RATE", help=_QUOTA_HELP)] = None,
-    latency_ms: Annotated[float, typer.Option(help="Mean added latency per call.")] = 0.0,
-    jitter: Annotated[float, typer.Option(help="Latency varies by ± this fraction.")] = 0.0,
-    error_rate: Annotated[float, typer.Option(help="Fraction of 500 answers.")] = 0.0,
-    conflict_rate: Annotated[float, typer.Option(help="Fraction of 409 answers.")] = 0.0,
-    drop_rate: Annotated[
-        float, typer.Option(help="Fraction of connections dropped before acting.")
-    ] = 0.0,
-    lost_rate: Annotated[
-        float, typer.Option(help="Fraction acted on, then the connection dropped.")
-    ] = 0.0,
-    slow_rate: Annotated[
-        float, typer.Option(help="Fraction acted on, answered after --slow-seconds.")
-    ] = 0.0,
-    slow_seconds: Annotated[float, typer.Option(help="Delay of a slow answer.")] = 30.0,
-    skip_rate: Annotated[float, typer.Option(help="Fraction of versions answered SKIPPED.")] = 0.0,
-    faults_on_reads: Annotated[
-        bool, typer.Option(help="Inject faults into Describe and List calls too.")
-    ] = False,
-    account_id: Annotated[str, typer.Option(help="The emulated AWS account.")] = DEFAULT_ACCOUNT,
+    host: str,
+    port: int,
+    generate: str | None,
+    seed_file: Path | None,
+    seed: int,
+    quota: tuple[str, ...],
+    latency_ms: float,
+    jitter: float,
+    error_rate: float,
+    conflict_rate: float,
+    drop_rate: float,
+    lost_rate: float,
+    slow_rate: float,
+    slow_seconds: float,
+    skip_rate: float,
+    faults_on_reads: bool,
+    account_id: str,
 ) -> None:
     """Run a local CodeArtifact that speaks the real wire protocol, for tests and demos.
 
@@ -125,24 +154,24 @@ def emulator(
             include_reads=faults_on_reads,
         )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc)) from None
     config = EmulatorConfig(
         host=host,
         port=port,
         seed=seed,
         generate=parse_generate(generate) if generate else None,
         seed_file=seed_file,
-        quotas=parse_quotas(quota or []),
+        quotas=parse_quotas(list(quota)),
         faults=faults,
         account_id=account_id,
     )
     try:
         asyncio.run(serve(config))
     except OSError as exc:
-        typer.echo(f"error: cannot serve on {host}:{port}: {exc}", err=True)
-        raise typer.Exit(1) from None
+        click.echo(f"error: cannot serve on {host}:{port}: {exc}", err=True)
+        sys.exit(1)
     except ValueError as exc:  # a seed file that breaks the API's naming rules
-        raise typer.BadParameter(str(exc), param_hint="--seed-file") from None
+        raise click.BadParameter(str(exc), param_hint="--seed-file") from None
 
 
 async def serve(config: EmulatorConfig) -> None:

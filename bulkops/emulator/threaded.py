@@ -1,6 +1,6 @@
 """The emulator on its own event loop in a background thread, for synchronous callers.
 
-A synchronous test (typer's CliRunner, a boto3 client) cannot share a loop with the
+A synchronous test (click's CliRunner, a boto3 client) cannot share a loop with the
 emulator, so this runs one in a thread. Every method runs on the emulator's loop, so
 ground-truth reads never race a request being served.
 """

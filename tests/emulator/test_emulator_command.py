@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import boto3
+import click
 import pytest
-import typer
 
 from bulkops.emulator import Quota, QuotaConfig
 from bulkops.emulator.command import parse_generate, parse_quotas
@@ -58,7 +58,7 @@ def test_the_command_serves_boto3_via_the_endpoint_env_and_stops_on_sigterm(
 def test_generate_takes_packages_by_versions() -> None:
     assert parse_generate("50x300") == (50, 300)
     assert parse_generate("50×300") == (50, 300)
-    with pytest.raises(typer.BadParameter):
+    with pytest.raises(click.BadParameter):
         parse_generate("50")
 
 
@@ -70,7 +70,7 @@ def test_quota_options_override_aws_defaults_or_turn_them_off() -> None:
     assert config.read == Quota(800)
     assert parse_quotas(["off"]) == QuotaConfig.off()
     assert parse_quotas(["off", "read=10"]) == QuotaConfig(None, None, None, None, Quota(10))
-    with pytest.raises(typer.BadParameter):
+    with pytest.raises(click.BadParameter):
         parse_quotas(["writes=1"])
 
 
