@@ -1,9 +1,10 @@
-"""Pacing of each quota scope (aiolimiter underneath) with adaptive backoff, and retry delays.
+"""Pacing of each quota scope with adaptive backoff, and retry delays.
 
 An `AdaptiveRate` keeps one scope (writes, Copy, reads) at or below its ceiling:
 
-- every call waits for `acquire()`, a leaky bucket of capacity one call, so calls leave
-  evenly spaced at the current rate instead of bursting;
+- every call waits for `acquire()`: calls leave one at a time, in arrival order, 1/rate
+  apart, so they are evenly spaced at the current rate instead of bursting; a change of
+  rate applies to the very next slot, whoever is already waiting;
 - a throttled call cuts the rate to a little under what the service accepted in the
   last window (by `decrease` when nothing was accepted), at most once per `cooldown`,
   because the calls already in flight at the old rate will be throttled too and must
@@ -18,13 +19,13 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
-from aiolimiter import AsyncLimiter
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,6 @@ class RateTuning:
     )
     recover: float = 0.5  # share of the gap to the last good rate closed per second below it
     probe_doubling: float = 2.0  # calm seconds after which the probe step doubles
-    swap_threshold: float = 0.01  # relative change that makes the limiter be rebuilt
 
 
 class AdaptiveRate:
@@ -54,6 +54,7 @@ class AdaptiveRate:
         *,
         tuning: RateTuning | None = None,
         clock: Clock = anyio.current_time,
+        sleep: Sleep = anyio.sleep,
     ) -> None:
         if ceiling <= 0:
             raise ValueError(f"rate ceiling for {name} must be positive, got {ceiling}")
@@ -61,13 +62,14 @@ class AdaptiveRate:
         self.ceiling = ceiling
         self.tuning = tuning or RateTuning()
         self._clock = clock
+        self._sleep = sleep
         self._rate = ceiling
         self._good = ceiling  # the last rate the service was seen to accept
         self._last_cut = -math.inf
         self._calm_since: float | None = None
         self._accepted: deque[float] = deque()
-        self._limiter: AsyncLimiter | None = None
-        self._limiter_rate = 0.0
+        self._turn: anyio.Lock | None = None  # born in the loop, on the first acquire
+        self._slot = -math.inf  # when the last slot was due
         self.throttles = 0
         self.cuts = 0
 
@@ -77,14 +79,22 @@ class AdaptiveRate:
         return self._rate
 
     async def acquire(self) -> None:
-        """Wait for this scope's next call slot."""
-        if self._limiter is None or abs(self._rate - self._limiter_rate) > (
-            self.tuning.swap_threshold * self._limiter_rate
-        ):
-            # A new limiter per rate: aiolimiter's max_rate sets the burst, not the rate.
-            self._limiter = AsyncLimiter(1, 1.0 / self._rate)
-            self._limiter_rate = self._rate
-        await self._limiter.acquire()
+        """Wait for this scope's next call slot: 1/rate after the last, first come first served."""
+        if self._turn is None:
+            self._turn = anyio.Lock()
+        # One pacer for the scope's whole life: swapping in a new limiter per rate let the
+        # waiters of each old one go on at its pace beside the new one (several times the rate).
+        async with self._turn:  # anyio's Lock is fair: slots go out in arrival order
+            while True:
+                interval = 1.0 / self._rate
+                due = self._slot + interval
+                now = self._clock()
+                if now >= due:
+                    break
+                await self._sleep(due - now)  # the rate may change meanwhile: look again
+            # A late wake-up keeps to the grid rather than losing its lag on every call;
+            # after an idle spell (or the first call) the grid starts afresh from now.
+            self._slot = due if now - due < interval else now
 
     def accepted_rate(self) -> float:
         """Calls per second the service accepted over the last window."""

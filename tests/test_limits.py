@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
@@ -107,3 +110,55 @@ def test_full_jitter_backoff_stays_within_its_exponential_bound() -> None:
         delays = [policy.delay(failures, rng) for _ in range(200)]
         assert all(0 <= d <= bound for d in delays)
         assert max(delays) > bound * 0.8  # jitter spans the range, not a constant
+
+
+@pytest.mark.asyncio
+async def test_concurrent_callers_get_slots_no_faster_than_the_rate_while_it_changes() -> None:
+    # Every success moves the rate; callers already waiting must still leave 1/rate apart
+    # (one limiter per rate once let each old limiter's waiters go on at its own pace).
+    clock = Clock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+    rate = AdaptiveRate("write", 100, clock=clock, sleep=sleep)
+    feed(rate, clock, 2, 100)
+    rate.on_throttle()  # down to ~97/s, and probing back up on every success from here
+    grants: list[tuple[float, float]] = []
+
+    async def caller() -> None:
+        while len(grants) < 400:
+            await rate.acquire()
+            grants.append((clock.now, rate.rate))
+            rate.on_success()
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(16):
+            tg.start_soon(caller)
+    gaps = [(t - prev, 1 / r) for (prev, _), (t, r) in itertools.pairwise(grants)]
+    assert all(gap >= interval - 1e-9 for gap, interval in gaps)
+    assert len({r for _, r in grants}) > 100  # the rate did change all along
+
+
+@pytest.mark.asyncio
+async def test_a_cut_applies_to_the_slot_a_caller_is_already_waiting_for() -> None:
+    clock = Clock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+    rate = AdaptiveRate("write", 10, clock=clock, sleep=sleep, tuning=RateTuning(decrease=0.5))
+    await rate.acquire()  # the first slot is free
+    started = clock.now
+
+    async def throttled_meanwhile() -> None:
+        await anyio.lowlevel.checkpoint()
+        rate.on_throttle()  # nothing accepted yet: the rate halves to 5/s
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(throttled_meanwhile)
+        await rate.acquire()
+    assert clock.now - started == pytest.approx(1 / 5)
