@@ -14,6 +14,7 @@ from bulkops.aws import AwsSettings, open_codeartifact
 from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
 from bulkops.errors import ManifestChanged, UsageError
 from bulkops.journal import (
+    Journal,
     JournalHeader,
     JournalState,
     LocalFileStore,
@@ -151,15 +152,10 @@ async def run_new(
     stats: Stats,
 ) -> RunResult:
     """Create the journal holding `header` (see `header_for`) and run the job from the start."""
-    stats.versions_total = header.versions
-    stats.chunks_total = header.chunks
     journal = await create_journal(LocalFileStore(checkpoint), header)
-    async with journal, open_codeartifact(aws) as registry:
-        await journal.event("run_started", resumed=False, **_knobs(settings))
-        engine = Engine(header.spec, registry, journal, settings, stats=stats, stop=stop)
-        result = await engine.run(work_items(header, prepared.summary, None, stats))
-        await journal.event("run_ended", **_ending(result))
-    return result
+    async with journal:
+        items = work_items(header, prepared.summary, None, stats)
+        return await _run(journal, items, settings, aws, stop, stats, resumed=False)
 
 
 async def run_resume(
@@ -175,20 +171,37 @@ async def run_resume(
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     header = read_header(store)
     summary = check_manifest(header)
-    async with open_journal(store) as (journal, state), open_codeartifact(aws) as registry:
-        stats.versions_total = header.versions
-        stats.chunks_total = header.chunks
-        await journal.event("run_started", resumed=True, **_knobs(settings))
+    async with open_journal(store) as (journal, state):
         log.info(
             "resuming",
             chunks_complete=state.chunks_complete,
             records=state.records,
             torn_line=state.torn_line,
         )
+        items = work_items(header, summary, state, stats)
+        return await _run(journal, items, settings, aws, stop, stats, resumed=True)
+
+
+async def _run(
+    journal: Journal,
+    items: Iterator[WorkItem],
+    settings: EngineSettings,
+    aws: AwsSettings,
+    stop: StopSignal,
+    stats: Stats,
+    *,
+    resumed: bool,
+) -> RunResult:
+    """One run of a job whose journal is open: events around the engine's run."""
+    header = journal.header
+    stats.versions_total = header.versions
+    stats.chunks_total = header.chunks
+    async with open_codeartifact(aws) as registry:
+        await journal.event("run_started", resumed=resumed, **_knobs(settings))
         engine = Engine(
-            header.spec, registry, journal, settings, resumed=True, stats=stats, stop=stop
+            header.spec, registry, journal, settings, resumed=resumed, stats=stats, stop=stop
         )
-        result = await engine.run(work_items(header, summary, state, stats))
+        result = await engine.run(items)
         await journal.event("run_ended", **_ending(result))
     return result
 
