@@ -97,7 +97,7 @@ async def show_progress(stats: Stats, mode: ProgressMode, interval: float) -> No
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         TextColumn("{task.fields[detail]}"),
@@ -106,7 +106,9 @@ async def show_progress(stats: Stats, mode: ProgressMode, interval: float) -> No
         redirect_stderr=True,
         redirect_stdout=False,
     )
-    task = bar.add_task("versions", total=stats.versions_total or None, rate="", detail="")
+    task = bar.add_task(
+        "versions", total=stats.versions_total or None, count="", rate="", detail=""
+    )
     with bar:
         try:
             while True:
@@ -116,6 +118,7 @@ async def show_progress(stats: Stats, mode: ProgressMode, interval: float) -> No
                     task,
                     completed=snap.done,
                     total=snap.total or None,
+                    count=f"{snap.done:,}/{snap.total:,}",
                     rate=f"{snap.calls_per_s:.1f} calls/s",
                     detail=f"throttled={snap.throttled} retries={snap.retries} {errors}".strip(),
                 )
