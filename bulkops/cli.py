@@ -40,8 +40,11 @@ from bulkops.limits import RetryPolicy
 from bulkops.manifest import ManifestSummary
 from bulkops.model import STATUSES, TARGET_STATUSES, JobSpec, Operation
 from bulkops.plan import estimate
+from bulkops.plan_command import build_plan_cmd
 from bulkops.progress import show_progress
 from bulkops.render import REPORT_FORMATS, render
+from bulkops.safe_delete import run_safe_delete, safe_delete_option
+from bulkops.undo import print_undo
 
 log = structlog.get_logger("bulkops.cli")
 
@@ -510,8 +513,11 @@ _expected = click.option(
 @_shared_options
 @_repository
 @_expected
+@safe_delete_option()
 def delete_cmd(**kw: Any) -> None:
     """Delete package versions (DeletePackageVersions): assets and metadata go for good."""
+    if kw["safe_delete"]:
+        run_safe_delete(kw, _engine_settings(kw), _aws_settings(kw))
     _start_job(
         kw,
         JobSpec(
@@ -657,12 +663,21 @@ def resume_cmd(checkpoint: Path, **kw: Any) -> None:
     is_flag=True,
     help="Only versions that failed or are pending; with csv, a manifest for a new run.",
 )
-def report_cmd(checkpoint: Path, fmt: str, failed_only: bool) -> None:
+@click.option(
+    "--undo",
+    is_flag=True,
+    help="For a set-status job: write manifests that restore the previous statuses "
+    "beside the checkpoint and print the set-status commands that run them.",
+)
+def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool) -> None:
     """Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes."""
     store = LocalFileStore(checkpoint)
     if not store.exists():
         _fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
     try:
+        if undo:
+            print_undo(checkpoint)
+            return
         render(store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
     except BulkopsError as exc:
         _fail(str(exc), exc.exit_code)
@@ -732,6 +747,9 @@ def main() -> None:
     except Exception as exc:  # the last line of defence: a bug, reported with exit 1
         structlog.get_logger("bulkops").exception("unexpected_error", error=str(exc))
         sys.exit(EXIT_UNEXPECTED)
+
+
+cli.add_command(build_plan_cmd(_aws_options(), _log_options()))
 
 
 cli.add_command(emulator_cmd)

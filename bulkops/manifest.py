@@ -36,7 +36,9 @@ from bulkops.model import (
 
 ManifestFormat: TypeAlias = Literal["csv", "jsonl"]
 COLUMNS = ("format", "namespace", "package", "version", "revision")
-FIELDS = (*COLUMNS, "domain", "repository")
+# rule and status are informational (a plan file's select rule and the status at planning,
+# which `report --undo` restores); every operation accepts and ignores them
+FIELDS = (*COLUMNS, "domain", "repository", "rule", "status")
 MAX_ERRORS = 20  # rows listed in one ManifestInvalid: enough to fix a file in one go
 MAX_DUPLICATE_LINES = 10
 _FORMAT_NAMES: dict[str, ManifestFormat] = {

@@ -1,0 +1,299 @@
+"""`delete --safe-delete`: delete only reviewed versions, in two resumable phases.
+
+DeletePackageVersions cannot pin revisions, so a version republished after the plan was
+reviewed would be deleted. Safe delete closes that gap with a status the plan controls:
+
+    phase 1  set-status Archived, every row's revision pinned (versionRevisions): a
+             version changed since planning fails MISMATCHED_REVISION and stays as it is
+    phase 2  delete, expectedStatus=Archived, only the versions phase 1 archived: a version
+             republished (or un-archived) since phase 1 fails MISMATCHED_STATUS
+
+Two jobs, two journals, linked by name to the checkpoint C the user names (by default a
+new one in --checkpoint-dir):
+
+    C.archive.journal   phase 1 (a set-status job; `bulkops report` reads it)
+    C.delete.jsonl      phase 2's manifest: what phase 1 archived, written atomically once
+                        phase 1 is complete (derived from its journal, so rebuilt the same)
+    C                   phase 2 (a delete job): the checkpoint the user asked for
+
+Why two journals rather than a phase field in one: each phase stays an ordinary job that
+`bulkops resume` and `bulkops report` already understand, each journal header states one
+spec (set-status, then delete with expectedStatus=Archived), and what exists on disk
+says where a run stopped. Running the same command again with --resume-existing goes on
+from there: phase 1 is resumed unless complete, the phase 2 manifest is (re)built from
+phase 1's journal, and phase 2 is started or resumed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+import anyio
+import click
+import structlog
+
+from bulkops import log as logsetup
+from bulkops.aws import AwsSettings
+from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PERMANENT_FAILURES,
+    BulkopsError,
+    ManifestChanged,
+    Refused,
+    UsageError,
+)
+from bulkops.job import default_checkpoint, header_for, prepare, run_resume, work_items
+from bulkops.journal import LocalFileStore, iter_records, read_header
+from bulkops.model import JobSpec, Operation
+from bulkops.render import render
+from bulkops.report import SUCCEEDED, Totals, merge
+from bulkops.safety import rails_from, run_guarded
+
+log = structlog.get_logger("bulkops.safe_delete")
+
+
+def phase_paths(checkpoint: Path) -> tuple[Path, Path]:
+    """(phase 1 journal, phase 2 manifest) of the safe delete whose phase 2 journal is C."""
+    return (
+        checkpoint.with_name(checkpoint.name + ".archive.journal"),
+        checkpoint.with_name(checkpoint.name + ".delete.jsonl"),
+    )
+
+
+def _specs(kw: dict[str, Any]) -> tuple[JobSpec, JobSpec]:
+    common = {
+        "domain": kw["domain"],
+        "domain_owner": kw["domain_owner"],
+        "repository": kw["repository"],
+        "chunk_size": kw["chunk_size"],
+    }
+    archive = JobSpec(
+        Operation.SET_STATUS,
+        expected_status=kw.get("expected_status"),
+        target_status="Archived",
+        **common,
+    )
+    delete = JobSpec(Operation.DELETE, expected_status="Archived", **common)
+    return archive, delete
+
+
+def write_phase2_manifest(phase1: Path, out: Path) -> int:
+    """The versions phase 1 archived, as a manifest (no revisions: delete takes none)."""
+    tmp = out.with_name(out.name + ".tmp")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as f:
+        for pkg in merge(iter_records(LocalFileStore(phase1))):
+            ref = pkg.ref.to_dict()
+            for version in sorted(pkg.with_outcome(SUCCEEDED)):
+                row = {k: v for k, v in ref.items() if v is not None}
+                row["version"] = version
+                f.write(json.dumps(row, separators=(",", ":")) + "\n")
+                n += 1
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(out)
+    return n
+
+
+async def _watch_signals(stop: StopSignal, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if stop.requested:
+                scope.cancel()  # a second signal: stop without draining
+                return
+            stop.request(signal.Signals(signum).name)
+
+
+def _drive(
+    start: Callable[[StopSignal, Stats], Awaitable[RunResult]], max_duration: float | None
+) -> RunResult:
+    async def main() -> RunResult:
+        stop, stats = StopSignal(), Stats()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, stop, tg.cancel_scope)
+            if max_duration:
+                tg.start_soon(_stop_later, stop, max_duration)
+            result = await start(stop, stats)
+            tg.cancel_scope.cancel()
+        return result
+
+    return anyio.run(main, backend="asyncio")
+
+
+async def _stop_later(stop: StopSignal, seconds: float) -> None:
+    await anyio.sleep(seconds)
+    stop.request("max-duration")
+
+
+def _settle(result: RunResult, checkpoint: Path, again: str) -> Totals | int:
+    """The phase's totals if it finished, else the exit code the command ends with."""
+    totals = render(LocalFileStore(checkpoint), "table", sys.stdout)
+    if result.fatal is not None:
+        click.echo(f"bulkops: error: {result.fatal}", err=True)
+        click.echo(f"After fixing the cause, continue with: {again}", err=True)
+        return result.fatal.exit_code
+    pending = sum(totals.pending.values())
+    if result.stopped is not None or pending or totals.not_started:
+        why = result.stopped or "chunks did not finish within their retries"
+        click.echo(f"Interrupted ({why}). Continue with: {again}", err=True)
+        return EXIT_INTERRUPTED
+    return totals
+
+
+def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> NoReturn:
+    """The body of `bulkops delete --safe-delete`: validate, then archive and delete."""
+    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    try:
+        sys.exit(_run(kw, settings, aws))
+    except BulkopsError as exc:
+        click.echo(f"bulkops: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
+    archive_spec, delete_spec = _specs(kw)
+    checkpoint: Path = kw["checkpoint"] or default_checkpoint(
+        delete_spec, kw.get("checkpoint_dir") or Path("bulkops-checkpoints")
+    )
+    phase1, manifest2 = phase_paths(checkpoint)
+    started = phase1.exists() or checkpoint.exists()
+    if kw["execute"] and started and not kw.get("resume_existing"):
+        raise UsageError(
+            f"safe delete {checkpoint} was started before; add --resume-existing to go on "
+            "from where it stopped, or choose another --checkpoint"
+        )
+    prepared = prepare(
+        archive_spec,
+        kw["manifest"],
+        manifest_format=kw["manifest_format"],
+        spool_dir=checkpoint.parent,
+    )
+    s = prepared.summary
+    if s.revisions_pinned != s.targets:
+        raise Refused(
+            f"--safe-delete deletes only versions whose revision the manifest pins, and "
+            f"{s.targets - s.revisions_pinned} of its {s.targets} rows pin none; "
+            "make the manifest with `bulkops plan`, which pins every revision"
+        )
+    click.echo(
+        f"safe delete: {s.targets} versions of {s.packages} packages in "
+        f"{kw['repository']!r} ({kw['domain']}): archive them with their revisions pinned, "
+        "then delete those archived (expectedStatus=Archived)"
+    )
+    if not kw["execute"]:
+        click.echo("Nothing was sent. Add --execute to run this job.")
+        return EXIT_OK
+    again = f"the same command with --resume-existing --checkpoint {checkpoint}"
+    click.echo(f"checkpoint: {checkpoint} (phase 1: {phase1})", err=True)
+    if checkpoint.exists():
+        done = render(LocalFileStore(phase1), "table", io.StringIO()) if phase1.exists() else None
+        return _phase2(checkpoint, None, settings, aws, kw, again, done)
+    if phase1.exists():
+        header = read_header(LocalFileStore(phase1))
+        same = replace(header.spec, chunk_size=archive_spec.chunk_size) == archive_spec
+        if header.manifest_sha256 != s.sha256 or not same:  # chunk size: the first run's
+            raise ManifestChanged(
+                f"{phase1} holds another safe delete (another manifest or options); "
+                "choose another --checkpoint"
+            )
+        result = _drive(
+            lambda stop, stats: run_resume(phase1, settings, aws, stop, stats),
+            kw.get("max_duration"),
+        )
+    else:
+        header = header_for(prepared)
+        rails = rails_from(kw)
+        result = _drive(
+            lambda stop, stats: run_guarded(
+                header,
+                work_items(header, s, None, stats),
+                phase1,
+                settings,
+                aws,
+                stop,
+                stats,
+                rails,
+                s,
+            ),
+            kw.get("max_duration"),
+        )
+    first = _settle(result, phase1, again)
+    if isinstance(first, int):
+        return first
+    n = write_phase2_manifest(phase1, manifest2)
+    click.echo(f"phase 1 archived {n} versions; phase 2 deletes them: {manifest2}", err=True)
+    if n == 0:
+        return EXIT_PERMANENT_FAILURES if first.has_permanent_failures else EXIT_OK
+    return _phase2(checkpoint, manifest2, settings, aws, kw, again, first)
+
+
+def _phase2(
+    checkpoint: Path,
+    manifest2: Path | None,
+    settings: EngineSettings,
+    aws: AwsSettings,
+    kw: dict[str, Any],
+    again: str,
+    first: Totals | None = None,
+) -> int:
+    _, delete_spec = _specs(kw)
+    if manifest2 is None:  # resuming phase 2: its journal names its manifest
+        result = _drive(
+            lambda stop, stats: run_resume(checkpoint, settings, aws, stop, stats),
+            kw.get("max_duration"),
+        )
+    else:
+        prepared = prepare(
+            delete_spec, str(manifest2), manifest_format="jsonl", spool_dir=checkpoint.parent
+        )
+        header = header_for(prepared)
+        no_rails = rails_from({})
+        result = _drive(
+            lambda stop, stats: run_guarded(
+                header,
+                work_items(header, prepared.summary, None, stats),
+                checkpoint,
+                settings,
+                aws,
+                stop,
+                stats,
+                no_rails,
+                prepared.summary,
+            ),
+            kw.get("max_duration"),
+        )
+    second = _settle(result, checkpoint, again)
+    if isinstance(second, int):
+        return second
+    if second.has_permanent_failures or (first is not None and first.has_permanent_failures):
+        phase1, _ = phase_paths(checkpoint)
+        click.echo(
+            "Finished with permanent failures; list them with: "
+            f"bulkops report {phase1} --failed-only (archive) and "
+            f"bulkops report {checkpoint} --failed-only (delete)",
+            err=True,
+        )
+        return EXIT_PERMANENT_FAILURES
+    return EXIT_OK
+
+
+def safe_delete_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The delete command's --safe-delete flag."""
+    return click.option(
+        "--safe-delete",
+        is_flag=True,
+        help="Archive with every revision pinned, then delete only what was archived "
+        "(expectedStatus=Archived): a version changed since planning is never deleted. "
+        "Needs a manifest that pins revisions (`bulkops plan` writes one), e.g. "
+        "--manifest plan.jsonl --safe-delete.",
+    )

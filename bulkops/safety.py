@@ -1,0 +1,266 @@
+"""A new job run behind its safety rails: caps and keep-min before the first call, then canary
+and breaker while it runs.
+
+    check_caps ──► keep-min pre-flight (ListPackageVersions of the job's packages)
+        ──► create the journal ──► canary: the first chunk alone, concurrency 1
+        ──► the rest, every outcome shown to the breaker on its way to the journal
+
+The breaker needs no engine hook: it wraps the journal (the engine's `OutcomeWriter`),
+sees each outcome once it is durable and asks the run's `StopSignal` to stop, which
+drains like any stop. The canary is a first engine run over one work item; the fan-out
+is a second engine run over the rest of the same work-item stream, on the same journal.
+A stopped run (breaker or canary) exits 75 like any interrupted one: `bulkops resume`
+sends the rest once the report has been read and the cause understood.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from bulkops.aws import AwsSettings, open_codeartifact
+from bulkops.discover import Discovery, DiscoverySettings, Listing, PackageVersions
+from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
+from bulkops.job import Prepared, run_new, work_items
+from bulkops.journal import Journal, JournalHeader, LocalFileStore, create_journal
+from bulkops.manifest import ManifestSummary, read_targets
+from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
+from bulkops.rails import (
+    Breaker,
+    Rails,
+    Shortfall,
+    canary_verdict,
+    check_caps,
+    check_keep_min,
+    kept_statuses,
+)
+from bulkops.registry import Catalog, Location
+
+log = structlog.get_logger("bulkops.safety")
+
+
+def check_job_caps(rails: Rails, spec: JobSpec, summary: ManifestSummary) -> None:
+    """--max-versions / --max-packages against a validated manifest (no call needed)."""
+    per_version = spec.operation.per_version
+    check_caps(
+        rails,
+        versions=summary.versions if per_version else summary.packages,
+        packages=summary.packages,
+        unit="versions" if per_version else "packages",
+    )
+
+
+async def check_job_keep_min(
+    catalog: Catalog,
+    header: JournalHeader,
+    summary: ManifestSummary,
+    keep_min: int,
+    settings: DiscoverySettings | None = None,
+) -> None:
+    """Refuse the job if it would leave a package with fewer than `keep_min` versions.
+
+    Lists the versions of every package the manifest names; a package's planned count is
+    first taken at face value (all of them removed), and only the packages that fall short
+    that way have their manifest versions read again to count exactly.
+    """
+    if keep_min <= 0:
+        return
+    spec = header.spec
+    counted = kept_statuses(spec)
+    path = Path(header.manifest_path or "")
+
+    def targets() -> Iterator[tuple[PackageRef, str | None]]:
+        for t in read_targets(
+            path,
+            operation=spec.operation,
+            manifest_format=header.manifest_format,
+            domain=spec.domain,
+            repository=spec.repository,
+        ):
+            yield t.ref, t.version
+
+    refs = list(dict.fromkeys(ref for ref, _ in targets()))
+    suspects: dict[PackageRef, set[str]] = {}  # live versions of packages that may fall short
+    has: dict[PackageRef, int] = {}
+
+    def on_package(pkg: PackageVersions) -> None:
+        live = {v.version for v in pkg.versions if v.status in counted}
+        has[pkg.ref] = len(live)
+        planned = len(live) if spec.operation is Operation.DELETE_PACKAGES else None
+        planned = planned if planned is not None else summary.package_sizes.get(pkg.ref)
+        if len(live) - planned < keep_min:
+            suspects[pkg.ref] = live
+
+    where = Location(spec.domain, spec.repository, spec.domain_owner)
+    await Discovery(catalog, where, Listing(), settings).run(on_package, refs)
+    removes = {ref: len(live) for ref, live in suspects.items()}
+    if spec.operation.per_version and suspects:
+        removes = dict.fromkeys(suspects, 0)
+        for ref, version in targets():
+            if ref in suspects and version in suspects[ref]:
+                removes[ref] += 1
+    shortfalls = [Shortfall(r, has[r], n) for r, n in removes.items() if has[r] - n < keep_min]
+    check_keep_min(keep_min, shortfalls)
+
+
+class _Watched:
+    """The journal as the engine's OutcomeWriter, showing each durable outcome to the rails."""
+
+    def __init__(
+        self, journal: Journal, stop: StopSignal, breaker: Breaker | None, chunks: int
+    ) -> None:
+        self.journal, self.stop, self.breaker, self.chunks = journal, stop, breaker, chunks
+        self.outcomes: list[ChunkOutcome] = []  # kept only while recording the canary
+        self.recording = False
+
+    async def write(self, outcomes: Sequence[tuple[ChunkOutcome, bool]]) -> None:
+        await self.journal.write(outcomes)
+        for outcome, _ in outcomes:
+            if self.recording:
+                self.outcomes.append(outcome)
+            if self.breaker is not None and (why := self.breaker.observe(outcome, self.chunks)):
+                if not self.stop.requested:
+                    log.error("breaker_tripped", reason=why)
+                self.stop.request(why)
+
+
+async def run_guarded(
+    header: JournalHeader,
+    items: Iterator[WorkItem],
+    checkpoint: Path,
+    settings: EngineSettings,
+    aws: AwsSettings,
+    stop: StopSignal,
+    stats: Stats,
+    rails: Rails,
+    summary: ManifestSummary,
+    discovery: DiscoverySettings | None = None,
+) -> RunResult:
+    """Create the journal and run a new job behind `rails` (see the module docstring).
+
+    `items` is `job.work_items(header, summary, None, stats)`; caps are checked before
+    any call, keep-min before the journal exists, so a refusal leaves nothing behind.
+    """
+    spec = header.spec
+    check_job_caps(rails, spec, summary)
+    stats.versions_total, stats.chunks_total = header.versions, header.chunks
+    async with open_codeartifact(aws) as registry:
+        await check_job_keep_min(registry, header, summary, rails.keep_min, discovery)
+        journal = await create_journal(LocalFileStore(checkpoint), header)
+        async with journal:
+            await journal.event(
+                "run_started",
+                resumed=False,
+                concurrency=settings.concurrency,
+                rate=settings.rate,
+                canary=rails.canary,
+                breaker=rails.breaker,
+            )
+            breaker = (
+                Breaker(rails.breaker, rails.breaker_window) if rails.breaker is not None else None
+            )
+            writer = _Watched(journal, stop, breaker, header.chunks)
+            result: RunResult | None = None
+            if rails.canary and (first := next(items, None)) is not None:
+                writer.recording = True
+                alone = replace(settings, concurrency=1)
+                result = await Engine(spec, registry, writer, alone, stats=stats, stop=stop).run(
+                    [first]
+                )
+                writer.recording = False
+                if result.fatal is None and not stop.requested:
+                    verdict = canary_verdict(writer.outcomes)
+                    if verdict is not None:
+                        log.error("canary_failed", reason=verdict)
+                        stop.request(verdict)
+                        result.stopped = verdict
+            if result is None or (result.fatal is None and not stop.requested):
+                engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
+                result = await engine.run(items)
+            await journal.event(
+                "run_ended",
+                stopped=result.stopped,
+                fatal=str(result.fatal) if result.fatal else None,
+                versionsOk=stats.versions_ok,
+                versionsFailed=stats.versions_failed,
+                calls=stats.calls,
+            )
+    return result
+
+
+async def run_new_guarded(
+    prepared: Prepared,
+    header: JournalHeader,
+    checkpoint: Path,
+    settings: EngineSettings,
+    aws: AwsSettings,
+    stop: StopSignal,
+    stats: Stats,
+    rails: Rails,
+) -> RunResult:
+    """`job.run_new` behind `rails`; exactly `job.run_new` when every rail is off."""
+    if rails == Rails():
+        return await run_new(prepared, header, checkpoint, settings, aws, stop, stats)
+    items = work_items(header, prepared.summary, None, stats)
+    return await run_guarded(
+        header, items, checkpoint, settings, aws, stop, stats, rails, prepared.summary
+    )
+
+
+def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """The rails as click options, for every command that starts a job."""
+    o = click.option
+    return [
+        o(
+            "--max-versions",
+            type=click.IntRange(min=0),
+            help="Refuse a job of more versions than this (exit 2, nothing sent), e.g. 10000.",
+        ),
+        o(
+            "--max-packages",
+            type=click.IntRange(min=0),
+            help="Refuse a job touching more packages than this, e.g. 200.",
+        ),
+        o(
+            "--keep-min",
+            type=click.IntRange(min=0),
+            default=0,
+            help="Refuse a job that would leave a package fewer versions than this "
+            "(lists the job's packages first), e.g. 3.",
+        ),
+        o(
+            "--breaker",
+            type=click.FloatRange(0.0, 1.0),
+            help="Stop (exit 75) when more than this share of the first chunks' versions "
+            "fail permanently, e.g. 0.2.",
+        ),
+        o(
+            "--breaker-window",
+            type=click.IntRange(min=1),
+            default=10,
+            show_default=True,
+            help="Chunks the breaker watches from the start, e.g. 20.",
+        ),
+        o(
+            "--canary",
+            is_flag=True,
+            help="Send the first chunk alone and go on only if all of it succeeded, e.g. --canary.",
+        ),
+    ]
+
+
+def rails_from(kw: dict[str, Any]) -> Rails:
+    """The rails the command line asked for (absent options: rail off)."""
+    return Rails(
+        max_versions=kw.get("max_versions"),
+        max_packages=kw.get("max_packages"),
+        keep_min=kw.get("keep_min") or 0,
+        breaker=kw.get("breaker"),
+        breaker_window=kw.get("breaker_window") or 10,
+        canary=bool(kw.get("canary")),
+    )
