@@ -21,7 +21,10 @@ Why two journals rather than a phase field in one: each phase stays an ordinary 
 spec (set-status, then delete with expectedStatus=Archived), and what exists on disk
 says where a run stopped. Running the same command again with --resume-existing goes on
 from there: phase 1 is resumed unless complete, the phase 2 manifest is (re)built from
-phase 1's journal, and phase 2 is started or resumed.
+phase 1's journal, and phase 2 is started or resumed. (`bulkops resume` of either journal
+continues that phase alone.) A Disposed version cannot be archived (NOT_ALLOWED), so
+safe delete never deletes one; versions archived whose delete then failed stay Archived,
+and `bulkops report C.archive.journal --undo` restores them.
 """
 
 from __future__ import annotations
