@@ -206,18 +206,6 @@ class Discovery:
             raise _first_error(group) from None
         return self.stats
 
-    async def packages(self) -> list[PackageRef]:
-        """Only the packages (ListPackages, every page), for tests and package-level jobs."""
-        found: list[PackageRef] = []
-        send, receive = anyio.create_memory_object_stream[tuple[int, PackageRef]](1 << 30)
-        async with receive:
-            await self._produce(send)
-            while True:
-                try:
-                    found.append(receive.receive_nowait()[1])
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    return found
-
     async def _produce(self, send: ObjectSendStream[tuple[int, PackageRef]]) -> None:
         size = self.settings.page_size
         seq, token = 0, None
