@@ -203,7 +203,7 @@ class Discovery:
                     for _ in range(n):
                         tg.start_soon(self._work, receive.clone(), on_package)
         except BaseExceptionGroup as group:  # one failure cancels the rest: report that one
-            raise _first_error(group) from None
+            raise first_error(group) from None
         return self.stats
 
     async def _produce(self, send: ObjectSendStream[tuple[int, PackageRef]]) -> None:
@@ -291,7 +291,7 @@ class Discovery:
         )
 
 
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error to report from a failed task group: a bulkops error first, else the group."""
     leaves: list[BaseException] = []
 

@@ -45,6 +45,7 @@ import structlog
 
 from bulkops import log as logsetup
 from bulkops.aws import AwsSettings
+from bulkops.discover import first_error
 from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import (
     EXIT_INTERRUPTED,
@@ -130,7 +131,10 @@ def _drive(
             tg.cancel_scope.cancel()
         return result
 
-    return anyio.run(main, backend="asyncio")
+    try:
+        return anyio.run(main, backend="asyncio")
+    except BaseExceptionGroup as group:  # a refusal raised inside the task group: report it
+        raise first_error(group) from None
 
 
 async def _stop_later(stop: StopSignal, seconds: float) -> None:

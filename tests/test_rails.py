@@ -213,3 +213,13 @@ def test_caps_name_packages_for_package_jobs() -> None:
     with pytest.raises(Refused, match="3 packages, more than --max-versions 2"):
         check_caps(Rails(max_versions=2), versions=3, packages=3, unit="packages")
     check_caps(Rails(max_versions=3, max_packages=3), versions=3, packages=3)
+
+
+def test_a_refusal_inside_a_safe_delete_run_surfaces_as_itself_not_a_group() -> None:
+    from bulkops.safe_delete import _drive
+
+    async def refuse(stop: StopSignal, stats: Stats) -> RunResult:
+        raise Refused("--keep-min 3: no")
+
+    with pytest.raises(Refused, match="keep-min"):
+        _drive(refuse, None)
