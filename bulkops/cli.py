@@ -26,13 +26,13 @@ from bulkops.errors import (
     EXIT_USAGE,
     BulkopsError,
     UsageError,
+    first_error,
 )
 from bulkops.job import (
     CHECKPOINT_DIR,
     default_checkpoint,
     header_for,
     prepare,
-    run_new,
     run_resume,
 )
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
@@ -44,6 +44,7 @@ from bulkops.plan_command import build_plan_cmd
 from bulkops.progress import show_progress
 from bulkops.render import REPORT_FORMATS, render
 from bulkops.safe_delete import run_safe_delete, safe_delete_option
+from bulkops.safety import rail_options, rails_from, run_new_guarded
 from bulkops.undo import print_undo
 
 log = structlog.get_logger("bulkops.cli")
@@ -277,7 +278,7 @@ def _log_options() -> list[Decorator]:
     ]
 
 
-_shared_options = _options(*_job_options(), *_run_options())
+_shared_options = _options(*_job_options(), *rail_options(), *_run_options())
 
 
 @click.group(
@@ -349,7 +350,9 @@ def _start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
         checkpoint,
         header,
         kw,
-        lambda stop, stats: run_new(prepared, header, checkpoint, settings, aws, stop, stats),
+        lambda stop, stats: run_new_guarded(
+            prepared, header, checkpoint, settings, aws, stop, stats, rails_from(kw)
+        ),
     )
 
 
@@ -428,7 +431,10 @@ def _run_job(
         return result
 
     try:
-        result = anyio.run(main, backend="asyncio")
+        try:
+            result = anyio.run(main, backend="asyncio")
+        except BaseExceptionGroup as group:  # a task group wraps what its tasks raised
+            raise first_error(group) from None
     except BulkopsError as exc:
         _fail(str(exc), exc.exit_code)
     sys.exit(_finish(checkpoint, result))

@@ -31,7 +31,13 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from bulkops.errors import BulkopsError, CallFailed, FatalCall, NetworkError, Throttled
+from bulkops.errors import (
+    CallFailed,
+    FatalCall,
+    NetworkError,
+    Throttled,
+    first_error,
+)
 from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
 from bulkops.model import PackageRef
 from bulkops.publish_times import UNKNOWN_BAND, Placement, PublishTimes
@@ -289,21 +295,3 @@ class Discovery:
             "DescribePackageVersion",
             partial(self.catalog.describe_published, self.where, ref, version),
         )
-
-
-def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to report from a failed task group: a bulkops error first, else the group."""
-    leaves: list[BaseException] = []
-
-    def walk(g: BaseExceptionGroup[BaseException]) -> None:
-        for exc in g.exceptions:
-            if isinstance(exc, BaseExceptionGroup):
-                walk(exc)
-            else:
-                leaves.append(exc)
-
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, BulkopsError):
-            return exc
-    return leaves[0] if len(leaves) == 1 else group

@@ -127,3 +127,21 @@ class NetworkError(CallFailed):
     """The connection dropped or the answer did not arrive within the call timeout."""
 
     kind = "network"
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a failed task group: a bulkops error first, else the group."""
+    leaves: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup[BaseException]) -> None:
+        for exc in g.exceptions:
+            if isinstance(exc, BaseExceptionGroup):
+                walk(exc)
+            else:
+                leaves.append(exc)
+
+    walk(group)
+    for exc in leaves:
+        if isinstance(exc, BulkopsError):
+            return exc
+    return leaves[0] if len(leaves) == 1 else group

@@ -197,16 +197,17 @@ async def _run(
     stats.versions_total = header.versions
     stats.chunks_total = header.chunks
     async with open_codeartifact(aws) as registry:
-        await journal.event("run_started", resumed=resumed, **_knobs(settings))
+        await journal.event("run_started", resumed=resumed, **run_knobs(settings))
         engine = Engine(
             header.spec, registry, journal, settings, resumed=resumed, stats=stats, stop=stop
         )
         result = await engine.run(items)
-        await journal.event("run_ended", **_ending(result))
+        await journal.event("run_ended", **run_ending(result))
     return result
 
 
-def _knobs(settings: EngineSettings) -> dict[str, object]:
+def run_knobs(settings: EngineSettings) -> dict[str, object]:
+    """The `run_started` event's data: the knobs this run used."""
     return {
         "concurrency": settings.concurrency,
         "rate": settings.rate,
@@ -214,7 +215,8 @@ def _knobs(settings: EngineSettings) -> dict[str, object]:
     }
 
 
-def _ending(result: RunResult) -> dict[str, object]:
+def run_ending(result: RunResult) -> dict[str, object]:
+    """The `run_ended` event's data: how the run ended and what it did."""
     s = result.stats
     return {
         "stopped": result.stopped,

@@ -45,7 +45,6 @@ import structlog
 
 from bulkops import log as logsetup
 from bulkops.aws import AwsSettings
-from bulkops.discover import first_error
 from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import (
     EXIT_INTERRUPTED,
@@ -55,6 +54,7 @@ from bulkops.errors import (
     ManifestChanged,
     Refused,
     UsageError,
+    first_error,
 )
 from bulkops.job import default_checkpoint, header_for, prepare, run_resume, work_items
 from bulkops.journal import LocalFileStore, iter_records, read_header

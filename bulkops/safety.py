@@ -26,7 +26,7 @@ import structlog
 from bulkops.aws import AwsSettings, open_codeartifact
 from bulkops.discover import Discovery, DiscoverySettings, Listing, PackageVersions
 from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
-from bulkops.job import Prepared, run_new, work_items
+from bulkops.job import Prepared, run_ending, run_knobs, run_new, work_items
 from bulkops.journal import Journal, JournalHeader, LocalFileStore, create_journal
 from bulkops.manifest import ManifestSummary, read_targets
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
@@ -156,10 +156,9 @@ async def run_guarded(
             await journal.event(
                 "run_started",
                 resumed=False,
-                concurrency=settings.concurrency,
-                rate=settings.rate,
                 canary=rails.canary,
                 breaker=rails.breaker,
+                **run_knobs(settings),
             )
             breaker = (
                 Breaker(rails.breaker, rails.breaker_window) if rails.breaker is not None else None
@@ -182,14 +181,7 @@ async def run_guarded(
             if result is None or (result.fatal is None and not stop.requested):
                 engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
                 result = await engine.run(items)
-            await journal.event(
-                "run_ended",
-                stopped=result.stopped,
-                fatal=str(result.fatal) if result.fatal else None,
-                versionsOk=stats.versions_ok,
-                versionsFailed=stats.versions_failed,
-                calls=stats.calls,
-            )
+            await journal.event("run_ended", **run_ending(result))
     return result
 
 

@@ -262,3 +262,29 @@ async def test_a_stdin_manifest_is_spooled_owner_only_beside_the_checkpoint(tmp_
         assert len(spooled) == 1
         assert oct(spooled[0].stat().st_mode & 0o777) == "0o600"
         assert not set(keys) & set(emu.versions("main"))
+
+
+async def test_resume_refuses_a_changed_manifest_with_exit_2(tmp_path: Path) -> None:
+    async with run_emulator(generate=(4, 20), quotas=QuotaConfig.from_dict({"write": 5})) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        cp = tmp_path / "cp.journal"
+        args = ["delete", *JOB, "--repository", "main", "--manifest", manifest]
+        run = await bulkops(emu, *args, "--checkpoint", cp, "--execute", "--chunk-size", "5",
+                            "--max-duration", "0.5")  # fmt: skip
+        assert run.code == 75, run.stderr
+        with manifest.open("a") as f:
+            f.write('{"format": "pypi", "package": "late-addition", "version": "1.0"}\n')
+        resumed = await bulkops(emu, "resume", cp)
+        assert resumed.code == 2
+        assert "changed since the job started" in resumed.stderr
+
+
+async def test_max_versions_refuses_an_oversized_job_before_any_call(tmp_path: Path) -> None:
+    async with run_emulator(generate=(4, 20), quotas=QuotaConfig.off()) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        run = await bulkops(emu, "delete", *JOB, "--repository", "main", "--manifest", manifest,
+                            "--max-versions", "50", "--execute",
+                            "--checkpoint", tmp_path / "cp.journal")  # fmt: skip
+        assert run.code == 2, run.stderr
+        assert "50" in run.stderr
+        assert sum(emu.counters()["calls"].values()) == 0
