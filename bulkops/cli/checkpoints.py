@@ -1,0 +1,73 @@
+"""The commands on a checkpoint: resume the job it holds, report its outcome."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bulkops import log as logsetup
+from bulkops.cli.exits import fail
+from bulkops.cli.options import config_option, run_options, with_options
+from bulkops.cli.runs import checkpoint_header, resume
+from bulkops.errors import EXIT_USAGE, BulkopsError
+from bulkops.journal import LocalFileStore
+from bulkops.render import REPORT_FORMATS, render
+from bulkops.undo import print_undo
+
+
+@click.command(
+    "resume",
+    epilog="Example: bulkops resume "
+    "bulkops-checkpoints/delete-20261121T130000Z-1a2b3c.journal --rate 50",
+)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+@with_options(*run_options())
+def resume_cmd(checkpoint: Path, **kw: Any) -> None:
+    """Continue a job from its checkpoint: only what is not yet done is sent.
+
+    The job and its manifest come from the checkpoint (a changed manifest is refused);
+    rate, concurrency and the other run options may differ from the first run.
+    """
+    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    resume(checkpoint, checkpoint_header(checkpoint), kw)
+
+
+@click.command(
+    "report", epilog="Example: bulkops report CHECKPOINT --failed-only --format csv > retry.csv"
+)
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    default="table",
+    show_default=True,
+    help="table for people; json, jsonl (one line per package) or csv (one row per version).",
+)
+@click.option(
+    "--failed-only",
+    is_flag=True,
+    help="Only versions that failed or are pending; with csv, a manifest for a new run.",
+)
+@click.option(
+    "--undo",
+    is_flag=True,
+    help="For a set-status job: write manifests that restore the previous statuses "
+    "beside the checkpoint and print the set-status commands that run them.",
+)
+def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool) -> None:
+    """Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes."""
+    store = LocalFileStore(checkpoint)
+    if not store.exists():
+        fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
+    try:
+        if undo:
+            print_undo(checkpoint)
+            return
+        render(store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)

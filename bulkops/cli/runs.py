@@ -1,0 +1,168 @@
+"""A job run from start to exit: the plan printout, signals, progress and the run itself."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import anyio
+import click
+import structlog
+
+from bulkops import log as logsetup
+from bulkops.cli.exits import fail, finish
+from bulkops.cli.options import aws_settings, engine_settings
+from bulkops.engine import RunResult, Stats, StopSignal
+from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, first_error
+from bulkops.job import default_checkpoint, header_for, prepare, run_resume
+from bulkops.journal import JournalHeader, LocalFileStore, read_header
+from bulkops.manifest import ManifestSummary
+from bulkops.model import JobSpec, Operation
+from bulkops.plan import estimate
+from bulkops.progress import show_progress
+from bulkops.safety import rails_from, run_new_guarded
+
+log = structlog.get_logger("bulkops.cli")
+
+
+def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
+    """The body shared by the five operation commands."""
+    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    checkpoint: Path = kw["checkpoint"] or default_checkpoint(spec, kw["checkpoint_dir"])
+    if kw["execute"] and checkpoint.exists():
+        if kw["resume_existing"]:
+            _resume_same_job(checkpoint, spec, kw)
+        fail(
+            f"checkpoint {checkpoint} exists; continue it with `bulkops resume {checkpoint}` "
+            "(or add --resume-existing), or choose another --checkpoint",
+            EXIT_USAGE,
+        )
+    try:
+        prepared = prepare(
+            spec,
+            kw["manifest"],
+            manifest_format=kw["manifest_format"],
+            spool_dir=checkpoint.parent,
+        )
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
+    _print_plan(prepared.summary, spec, kw)
+    if not kw["execute"]:
+        click.echo("Nothing was sent. Add --execute to run this job.")
+        sys.exit(EXIT_OK)
+    settings, aws = engine_settings(kw), aws_settings(kw)
+    header = header_for(prepared)
+    click.echo(f"checkpoint: {checkpoint}", err=True)
+    _run_job(
+        checkpoint,
+        header,
+        kw,
+        lambda stop, stats: run_new_guarded(
+            prepared, header, checkpoint, settings, aws, stop, stats, rails_from(kw)
+        ),
+    )
+
+
+def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoReturn:
+    header = checkpoint_header(checkpoint)
+    if header.spec != spec:
+        fail(
+            f"checkpoint {checkpoint} holds another job ({header.spec.operation.value} on "
+            f"{header.spec.domain}/{header.spec.repository}); choose another --checkpoint",
+            EXIT_USAGE,
+        )
+    click.echo(f"checkpoint {checkpoint} exists: resuming it", err=True)
+    resume(checkpoint, header, kw)
+
+
+def checkpoint_header(checkpoint: Path) -> JournalHeader:
+    """The header of the job a checkpoint holds; a missing or unreadable one ends the command."""
+    store = LocalFileStore(checkpoint)
+    if not store.exists():
+        fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
+    try:
+        return read_header(store)
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+def resume(checkpoint: Path, header: JournalHeader, kw: dict[str, Any]) -> NoReturn:
+    """Run what the checkpoint's job has not yet done, under this run's options."""
+    settings, aws = engine_settings(kw), aws_settings(kw)
+    _run_job(
+        checkpoint,
+        header,
+        kw,
+        lambda stop, stats: run_resume(checkpoint, settings, aws, stop, stats),
+    )
+
+
+def _print_plan(summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any]) -> None:
+    rate = kw["copy_rate"] if spec.operation is Operation.COPY else kw["rate"]
+    est = estimate(summary, rate=rate)
+    unit = "packages" if not spec.operation.per_version else "versions"
+    where = (
+        f"{spec.repository!r} → {spec.destination_repository!r}"
+        if spec.operation is Operation.COPY
+        else repr(spec.repository)
+    )
+    took = f"{est.seconds:.0f}s" if est.seconds >= 1 else "under a second"
+    click.echo(
+        f"{spec.operation.value}: {summary.targets} {unit} of {summary.packages} packages "
+        f"in {where} ({spec.domain}), {est.calls} calls, about {took} at {rate:g} calls/s"
+    )
+    if summary.duplicates:
+        lines = ", ".join(str(n) for n in summary.duplicate_lines)
+        click.echo(
+            f"warning: {summary.duplicates} duplicate rows collapsed (lines {lines})", err=True
+        )
+
+
+def _run_job(
+    checkpoint: Path,
+    header: JournalHeader,
+    kw: dict[str, Any],
+    start: Callable[[StopSignal, Stats], Awaitable[RunResult]],
+) -> NoReturn:
+    stop, stats = StopSignal(), Stats()
+    structlog.contextvars.bind_contextvars(
+        job_id=header.job_id, operation=header.spec.operation.value
+    )
+
+    async def main() -> RunResult:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, stop, tg.cancel_scope)
+            tg.start_soon(show_progress, stats, kw["progress"], kw["progress_interval"])
+            if kw.get("max_duration"):
+                tg.start_soon(_stop_after, stop, kw["max_duration"])
+            result = await start(stop, stats)
+            tg.cancel_scope.cancel()
+        return result
+
+    try:
+        try:
+            result = anyio.run(main, backend="asyncio")
+        except BaseExceptionGroup as group:  # a task group wraps what its tasks raised
+            raise first_error(group) from None
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
+    sys.exit(finish(checkpoint, result))
+
+
+async def _watch_signals(stop: StopSignal, scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            if stop.requested:
+                log.warning("second_signal", signal=name, note="cancelling without drain")
+                scope.cancel()
+                return
+            stop.request(name)
+
+
+async def _stop_after(stop: StopSignal, seconds: float) -> None:
+    await anyio.sleep(seconds)
+    stop.request("max-duration")
