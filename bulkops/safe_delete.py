@@ -32,20 +32,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-import anyio
 import click
 import structlog
 
 from bulkops import log as logsetup
 from bulkops.aws import AwsSettings
-from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.engine import EngineSettings, RunResult
 from bulkops.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -54,7 +52,6 @@ from bulkops.errors import (
     ManifestChanged,
     Refused,
     UsageError,
-    first_error,
 )
 from bulkops.job import default_checkpoint, header_for, prepare, run_resume, work_items
 from bulkops.journal import LocalFileStore, iter_records, read_header
@@ -62,6 +59,7 @@ from bulkops.model import JobSpec, Operation
 from bulkops.render import render
 from bulkops.report import SUCCEEDED, Totals, merge
 from bulkops.safety import rails_from, run_guarded
+from bulkops.supervisor import supervise
 
 log = structlog.get_logger("bulkops.safe_delete")
 
@@ -109,37 +107,12 @@ def write_phase2_manifest(phase1: Path, out: Path) -> int:
     return n
 
 
-async def _watch_signals(stop: StopSignal, scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            if stop.requested:
-                scope.cancel()  # a second signal: stop without draining
-                return
-            stop.request(signal.Signals(signum).name)
-
-
-def _drive(
-    start: Callable[[StopSignal, Stats], Awaitable[RunResult]], max_duration: float | None
-) -> RunResult:
-    async def main() -> RunResult:
-        stop, stats = StopSignal(), Stats()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, stop, tg.cancel_scope)
-            if max_duration:
-                tg.start_soon(_stop_later, stop, max_duration)
-            result = await start(stop, stats)
-            tg.cancel_scope.cancel()
-        return result
-
-    try:
-        return anyio.run(main, backend="asyncio")
-    except BaseExceptionGroup as group:  # a refusal raised inside the task group: report it
-        raise first_error(group) from None
-
-
-async def _stop_later(stop: StopSignal, seconds: float) -> None:
-    await anyio.sleep(seconds)
-    stop.request("max-duration")
+def _supervision(kw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "max_duration": kw.get("max_duration"),
+        "progress": kw.get("progress", "off"),
+        "progress_interval": kw.get("progress_interval", 10.0),
+    }
 
 
 def _settle(result: RunResult, checkpoint: Path, again: str) -> Totals | int:
@@ -213,14 +186,14 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
                 f"{phase1} holds another safe delete (another manifest or options); "
                 "choose another --checkpoint"
             )
-        result = _drive(
+        result = supervise(
             lambda stop, stats: run_resume(phase1, settings, aws, stop, stats),
-            kw.get("max_duration"),
+            **_supervision(kw),
         )
     else:
         header = header_for(prepared)
         rails = rails_from(kw)
-        result = _drive(
+        result = supervise(
             lambda stop, stats: run_guarded(
                 header,
                 work_items(header, s, None, stats),
@@ -232,7 +205,7 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
                 rails,
                 s,
             ),
-            kw.get("max_duration"),
+            **_supervision(kw),
         )
     first = _settle(result, phase1, again)
     if isinstance(first, int):
@@ -255,9 +228,9 @@ def _phase2(
 ) -> int:
     _, delete_spec = _specs(kw)
     if manifest2 is None:  # resuming phase 2: its journal names its manifest
-        result = _drive(
+        result = supervise(
             lambda stop, stats: run_resume(checkpoint, settings, aws, stop, stats),
-            kw.get("max_duration"),
+            **_supervision(kw),
         )
     else:
         prepared = prepare(
@@ -265,7 +238,7 @@ def _phase2(
         )
         header = header_for(prepared)
         no_rails = rails_from({})
-        result = _drive(
+        result = supervise(
             lambda stop, stats: run_guarded(
                 header,
                 work_items(header, prepared.summary, None, stats),
@@ -277,7 +250,7 @@ def _phase2(
                 no_rails,
                 prepared.summary,
             ),
-            kw.get("max_duration"),
+            **_supervision(kw),
         )
     second = _settle(result, checkpoint, again)
     if isinstance(second, int):

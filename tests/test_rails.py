@@ -215,11 +215,11 @@ def test_caps_name_packages_for_package_jobs() -> None:
     check_caps(Rails(max_versions=3, max_packages=3), versions=3, packages=3)
 
 
-def test_a_refusal_inside_a_safe_delete_run_surfaces_as_itself_not_a_group() -> None:
-    from bulkops.safe_delete import _drive
+def test_a_refusal_inside_a_supervised_run_surfaces_as_itself_not_a_group() -> None:
+    from bulkops.supervisor import supervise
 
     async def refuse(stop: StopSignal, stats: Stats) -> RunResult:
         raise Refused("--keep-min 3: no")
 
     with pytest.raises(Refused, match="keep-min"):
-        _drive(refuse, None)
+        supervise(refuse)

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-import anyio
 import click
 import structlog
 
 from bulkops import log as logsetup
 from bulkops.cli.exits import fail, finish
 from bulkops.cli.options import aws_settings, engine_settings
-from bulkops.engine import RunResult, Stats, StopSignal
-from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, first_error
+from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError
 from bulkops.job import default_checkpoint, header_for, prepare, run_resume
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
 from bulkops.manifest import ManifestSummary
 from bulkops.model import JobSpec, Operation
 from bulkops.plan import estimate
-from bulkops.progress import show_progress
 from bulkops.safety import rails_from, run_new_guarded
+from bulkops.supervisor import Start, supervise
 
 log = structlog.get_logger("bulkops.cli")
 
@@ -125,44 +121,18 @@ def _run_job(
     checkpoint: Path,
     header: JournalHeader,
     kw: dict[str, Any],
-    start: Callable[[StopSignal, Stats], Awaitable[RunResult]],
+    start: Start,
 ) -> NoReturn:
-    stop, stats = StopSignal(), Stats()
     structlog.contextvars.bind_contextvars(
         job_id=header.job_id, operation=header.spec.operation.value
     )
-
-    async def main() -> RunResult:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, stop, tg.cancel_scope)
-            tg.start_soon(show_progress, stats, kw["progress"], kw["progress_interval"])
-            if kw.get("max_duration"):
-                tg.start_soon(_stop_after, stop, kw["max_duration"])
-            result = await start(stop, stats)
-            tg.cancel_scope.cancel()
-        return result
-
     try:
-        try:
-            result = anyio.run(main, backend="asyncio")
-        except BaseExceptionGroup as group:  # a task group wraps what its tasks raised
-            raise first_error(group) from None
+        result = supervise(
+            start,
+            max_duration=kw.get("max_duration"),
+            progress=kw["progress"],
+            progress_interval=kw["progress_interval"],
+        )
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     sys.exit(finish(checkpoint, result))
-
-
-async def _watch_signals(stop: StopSignal, scope: anyio.CancelScope) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            name = signal.Signals(signum).name
-            if stop.requested:
-                log.warning("second_signal", signal=name, note="cancelling without drain")
-                scope.cancel()
-                return
-            stop.request(name)
-
-
-async def _stop_after(stop: StopSignal, seconds: float) -> None:
-    await anyio.sleep(seconds)
-    stop.request("max-duration")
