@@ -81,10 +81,12 @@ class StopSignal:
     def __init__(self) -> None:
         self._event = anyio.Event()
         self.reason: str | None = None
+        self.tripped = False  # a safety rail (breaker, canary) asked: not a plain interruption
 
-    def request(self, reason: str) -> None:
+    def request(self, reason: str, *, tripped: bool = False) -> None:
         if self.reason is None:
             self.reason = reason
+            self.tripped = tripped
         self._event.set()
 
     @property
@@ -108,6 +110,7 @@ class RunResult:
     stats: Stats
     stopped: str | None = None  # the stop reason when intake was cut short
     fatal: FatalCall | None = None
+    tripped: bool = False  # the stop came from a safety rail
 
 
 class _Abandoned(Exception):
@@ -171,7 +174,7 @@ class Engine:
                     for _ in range(n):
                         inner.start_soon(self._worker, work_recv.clone(), out_send.clone())
             watcher.cancel()
-        return RunResult(self.stats, self.stop.reason, self._fatal)
+        return RunResult(self.stats, self.stop.reason, self._fatal, self.stop.tripped)
 
     async def _produce(self, items: Iterable[WorkItem], send: ObjectSendStream[WorkItem]) -> None:
         with self._intake:
