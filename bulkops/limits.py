@@ -5,10 +5,10 @@ An `AdaptiveRate` keeps one scope (writes, Copy, reads) at or below its ceiling:
 - every call waits for `acquire()`: calls leave one at a time, in arrival order, 1/rate
   apart, so they are evenly spaced at the current rate instead of bursting; a change of
   rate applies to the very next slot, whoever is already waiting;
-- a throttled call cuts the rate to a little under what the service accepted in the
-  last window (by `decrease` when nothing was accepted), at most once per `cooldown`,
-  because the calls already in flight at the old rate will be throttled too and must
-  not cut it again;
+- a throttled call cuts the rate to a little under what the service accepted since the
+  last cut (over the last window at most; by `decrease` when nothing was accepted): once
+  per `cooldown`, because the calls already in flight at the old rate will be throttled
+  too, unless enough calls were accepted since the cut to show it was not deep enough;
 - successes raise the rate again, quickly back to the rate last known to work, slowly
   around it, and then faster the longer no throttle comes (so a quota given back by
   another tenant is found within seconds), never above the ceiling.
@@ -16,6 +16,7 @@ An `AdaptiveRate` keeps one scope (writes, Copy, reads) at or below its ceiling:
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections import deque
@@ -35,13 +36,12 @@ class RateTuning:
     decrease: float = 0.7  # the cut when nothing was accepted in the window
     floor: float = 0.2  # calls per second the rate never goes below
     cooldown: float = 1.0  # seconds after a cut during which further throttles do not cut again
+    recut_after: int = 10  # ... unless this many calls were accepted since the cut
     window: float = 2.0  # seconds of history behind the accepted-rate measurement
-    margin: float = 0.97  # a cut aims this far under the measured accepted rate
-    probe: float = (
-        0.01  # share of the ceiling added per second while probing near the last good rate
-    )
+    margin: float = 0.95  # a cut aims this far under the measured accepted rate
+    probe: float = 0.005  # share of the ceiling added per second, probing near the last good rate
     recover: float = 0.5  # share of the gap to the last good rate closed per second below it
-    probe_doubling: float = 2.0  # calm seconds after which the probe step doubles
+    probe_doubling: float = 1.5  # calm seconds after which the probe step doubles
 
 
 class AdaptiveRate:
@@ -66,6 +66,7 @@ class AdaptiveRate:
         self._rate = ceiling
         self._good = ceiling  # the last rate the service was seen to accept
         self._last_cut = -math.inf
+        self._first: float | None = None  # when the first answer came
         self._calm_since: float | None = None
         self._accepted: deque[float] = deque()
         self._turn: anyio.Lock | None = None  # born in the loop, on the first acquire
@@ -97,14 +98,29 @@ class AdaptiveRate:
             self._slot = due if now - due < interval else now
 
     def accepted_rate(self) -> float:
-        """Calls per second the service accepted over the last window."""
+        """Calls per second the service accepted since the last cut, over the window at most.
+
+        After a cut the service is known to be full, so what it accepted since is our
+        share; the window's older calls may have spent a burst. Early in a run the history
+        counts as at least `cooldown` long, so a first burst is not taken for the rate.
+        """
         now = self._clock()
         self._expire(now)
-        return len(self._accepted) / self.tuning.window
+        t = self.tuning
+        first = now if self._first is None else self._first
+        since = max(now - t.window, self._last_cut, first)
+        span = now - since
+        if since == first:
+            span = max(span, t.cooldown)
+        if span <= 0:
+            return 0.0
+        return self._count_since(since) / span
 
     def on_success(self) -> None:
         """Record an accepted call and let the rate recover."""
         now = self._clock()
+        if self._first is None:
+            self._first = now
         self._accepted.append(now)
         self._expire(now)
         if self._calm_since is None:
@@ -120,16 +136,21 @@ class AdaptiveRate:
         self._rate = min(self.ceiling, self._rate + step)
 
     def on_throttle(self) -> None:
-        """Record a throttled call; cut the rate once per cooldown."""
+        """Record a throttled call; cut the rate once per cooldown, or sooner when the last
+        cut has proved too shallow."""
         now = self._clock()
+        if self._first is None:
+            self._first = now
         self.throttles += 1
         self._calm_since = None
-        if now - self._last_cut < self.tuning.cooldown:
-            return
+        t = self.tuning
+        if now - self._last_cut < t.cooldown:
+            self._expire(now)
+            if self._count_since(self._last_cut) < t.recut_after:
+                return
+        accepted = self.accepted_rate()
         self._last_cut = now
         self.cuts += 1
-        accepted = self.accepted_rate()
-        t = self.tuning
         if accepted > 0:
             # What the service accepted while we sent too much is the best estimate of our share.
             target = min(accepted, self._rate) * t.margin
@@ -137,6 +158,11 @@ class AdaptiveRate:
             target = self._rate * t.decrease
         self._good = target
         self._rate = max(t.floor, target)
+
+    def _count_since(self, since: float) -> int:
+        """Accepted calls recorded at or after `since` (within the window)."""
+        q = self._accepted
+        return len(q) - bisect.bisect_left(q, since)
 
     def _expire(self, now: float) -> None:
         edge = now - self.tuning.window

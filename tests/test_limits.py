@@ -162,3 +162,35 @@ async def test_a_cut_applies_to_the_slot_a_caller_is_already_waiting_for() -> No
         tg.start_soon(throttled_meanwhile)
         await rate.acquire()
     assert clock.now - started == pytest.approx(1 / 5)
+
+
+def test_a_cut_that_proves_too_shallow_is_cut_again_before_the_cooldown_ends() -> None:
+    # The quota drops from 100 to 40: the first cut still trusts two seconds at 100/s.
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    feed(rate, clock, 2, 100)
+    rate.on_throttle()
+    assert rate.cuts == 1 and rate.rate == pytest.approx(95, rel=0.02)
+    rate.on_throttle()  # in flight at the old rate: nothing accepted since, no second cut
+    assert rate.cuts == 1
+    feed(rate, clock, 0.5, 40)  # 20 accepted since the cut, still throttled
+    rate.on_throttle()
+    assert rate.cuts == 2
+    assert rate.rate == pytest.approx(40 * RateTuning().margin, rel=0.05)
+
+
+def test_a_first_throttle_does_not_take_the_opening_burst_for_the_rate() -> None:
+    # A full bucket lets 20 calls through in 0.2 s at 100/s; the quota is 20/s, not 100/s.
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    feed(rate, clock, 0.2, 100)
+    rate.on_throttle()
+    assert rate.rate <= 20
+
+
+def test_from_a_cold_start_under_a_fifth_of_the_ceiling_few_calls_are_throttled() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    accepted, throttled = simulate(rate, clock, 60, 20)
+    assert accepted >= 0.95 * 20 * 60
+    assert throttled <= 0.03 * (accepted + throttled)
