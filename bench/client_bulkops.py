@@ -21,7 +21,15 @@ from bulkops.engine import Engine, EngineSettings, Stats, StopSignal
 from bulkops.errors import CallFailed, Throttled
 from bulkops.job import header_for, prepare, run_new, run_resume, work_items
 from bulkops.journal import Journal, LocalFileStore, create_journal, recover
-from bulkops.model import CallResult, Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
+from bulkops.model import (
+    CallResult,
+    Chunk,
+    ChunkOutcome,
+    JobSpec,
+    Operation,
+    PackageRef,
+    VersionState,
+)
 from bulkops.registry import Registry
 
 if TYPE_CHECKING:
@@ -50,10 +58,10 @@ class TimedRegistry:
             self.rec.latencies.append(time.perf_counter() - started)
             self.rec.attempt(code)
 
-    async def describe_revision(
+    async def describe_version(
         self, spec: JobSpec, repository: str, ref: PackageRef, version: str
-    ) -> str | None:
-        return await self.inner.describe_revision(spec, repository, ref, version)
+    ) -> VersionState | None:
+        return await self.inner.describe_version(spec, repository, ref, version)
 
 
 class TimedJournal:
@@ -67,9 +75,11 @@ class TimedJournal:
         self.max_seconds = 0.0
         self.by_tenth: list[list[float]] = []  # [chunks, seconds] per write, for flatness
 
-    async def write(self, outcomes: Sequence[tuple[ChunkOutcome, bool]]) -> None:
+    async def write(
+        self, outcomes: Sequence[tuple[ChunkOutcome, bool]], dispatched: Sequence[str] = ()
+    ) -> None:
         started = time.perf_counter()
-        await self.inner.write(outcomes)
+        await self.inner.write(outcomes, dispatched)
         took = time.perf_counter() - started
         self.writes += 1
         self.chunks += len(outcomes)

@@ -3,19 +3,23 @@
     items ──► producer ──► bounded stream ──► N workers ──► stream ──► sink ──► journal
                             (intake scope)     limiter → call → outcome     (shielded writes)
 
-A stop (signal, --max-duration, a fatal call error) cancels intake only: workers finish
-the chunk in hand within the grace period, the sink writes what they produce, and only
-then does `run` return. Chunks never taken stay pending in the journal for resume.
+A stop (signal, --max-duration, a fatal call error, a safety rail) cancels intake and
+every wait for a rate slot or a backoff: only calls already on the wire finish, within
+the grace period; the sink writes what they produce, and only then does `run` return.
+Chunks never sent stay pending in the journal for resume.
+
+Before the first call of a chunk whose NOT_FOUND or MISMATCHED_STATUS answers depend on
+whether an earlier call acted, the worker has the sink journal a dispatch mark (group
+committed with the outcomes): a resume then knows exactly which chunks may have acted.
 """
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeAlias
 
 import anyio
 import anyio.lowlevel
@@ -23,19 +27,25 @@ import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from bulkops.errors import CallFailed, Conflict, FatalCall, Throttled
+from bulkops.calls import Abandoned, CallRunner, GaveUp
+from bulkops.errors import CallFailed, FatalCall, Throttled
 from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
-from bulkops.model import CallResult, Chunk, ChunkOutcome, JobSpec, Operation, Settled
+from bulkops.model import Chunk, ChunkOutcome, JobSpec, Operation
 from bulkops.registry import Registry
+from bulkops.verdicts import Verdicts
 
 log = structlog.get_logger("bulkops.engine")
-T = TypeVar("T")
 
 
 class OutcomeWriter(Protocol):
-    """Where finished attempts go: the journal. `write` returns once they are durable."""
+    """Where finished attempts go: the journal. `write` returns once they are durable.
 
-    async def write(self, outcomes: Sequence[tuple[ChunkOutcome, bool]]) -> None: ...
+    `dispatched` names chunks about to be sent for the first time (see the module doc).
+    """
+
+    async def write(
+        self, outcomes: Sequence[tuple[ChunkOutcome, bool]], dispatched: Sequence[str] = ()
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +55,7 @@ class EngineSettings:
     concurrency: int = 16
     rate: float = 100.0  # write calls per second (Delete, Dispose, UpdateStatus, DeletePackage)
     copy_rate: float = 5.0  # CopyPackageVersions calls per second
-    read_rate: float = 50.0  # DescribePackageVersion calls per second (copy checks)
+    read_rate: float = 50.0  # DescribePackageVersion calls per second (copy, status checks)
     call_timeout: float = 60.0
     grace_period: float = 20.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -103,6 +113,18 @@ class WorkItem:
 
     chunk: Chunk
     attempts_before: int = 0  # calls recorded for this chunk by earlier runs
+    dispatched: bool = False  # an earlier run marked it sent: its calls may have acted
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A worker's request to journal a dispatch mark; `done` is set once it is durable."""
+
+    chunk_id: str
+    done: anyio.Event
+
+
+_Out: TypeAlias = "tuple[ChunkOutcome, bool] | _Mark"
 
 
 @dataclass(slots=True)
@@ -111,18 +133,6 @@ class RunResult:
     stopped: str | None = None  # the stop reason when intake was cut short
     fatal: FatalCall | None = None
     tripped: bool = False  # the stop came from a safety rail
-
-
-class _Abandoned(Exception):
-    """A stop came before the call was sent; the chunk stays pending."""
-
-
-class _GaveUp(Exception):
-    """A call exhausted its retry budget; carries the last transient failure."""
-
-    def __init__(self, last: CallFailed) -> None:
-        super().__init__(str(last))
-        self.last = last
 
 
 class Engine:
@@ -135,7 +145,6 @@ class Engine:
         journal: OutcomeWriter,
         settings: EngineSettings,
         *,
-        resumed: bool = False,
         stats: Stats | None = None,
         stop: StopSignal | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -144,15 +153,26 @@ class Engine:
         self.registry = registry
         self.journal = journal
         self.settings = settings
-        self.resumed = resumed
         self.stats = stats or Stats()
         self.stop = stop or StopSignal()
-        self._sleep = sleep
-        self._rng = random.Random(settings.seed)
         tuning = settings.tuning
         main_rate = settings.copy_rate if spec.operation is Operation.COPY else settings.rate
         self.scope = AdaptiveRate(spec.operation.scope, main_rate, tuning=tuning)
         self.read_scope = AdaptiveRate("read", settings.read_rate, tuning=tuning)
+        self.calls = CallRunner(
+            settings.retry,
+            settings.call_timeout,
+            stopping=lambda: self.stop.requested,
+            sleep=sleep,
+            seed=settings.seed,
+            on_call=self._count_call,
+            on_retry=self._count_retry,
+        )
+        self.verdicts = Verdicts(spec, registry, self.calls, self.read_scope)
+        # answers that depend on whether an earlier call acted: marks make that exact
+        self._marks = spec.operation in (Operation.DELETE, Operation.DISPOSE) or (
+            spec.operation is Operation.SET_STATUS and spec.expected_status is not None
+        )
         self._fatal: FatalCall | None = None
         self._intake = anyio.CancelScope()
         self._workers: anyio.CancelScope | None = None
@@ -162,7 +182,7 @@ class Engine:
         self.stats.started = anyio.current_time()
         n = max(1, self.settings.concurrency)
         work_send, work_recv = anyio.create_memory_object_stream[WorkItem](n)
-        out_send, out_recv = anyio.create_memory_object_stream[tuple[ChunkOutcome, bool]](4 * n)
+        out_send, out_recv = anyio.create_memory_object_stream[_Out](4 * n)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._sink, out_recv)
             watcher = anyio.CancelScope()
@@ -192,15 +212,14 @@ class Engine:
             await self.stop.wait()
             log.info("stop_requested", reason=self.stop.reason, grace_s=self.settings.grace_period)
             self._intake.cancel()
+            self.calls.interrupt()
             await anyio.sleep(self.settings.grace_period)
             log.warning("grace_period_over", note="cancelling calls in flight; resume resends them")
             if self._workers is not None:
                 self._workers.cancel()
 
     async def _worker(
-        self,
-        receive: ObjectReceiveStream[WorkItem],
-        send: ObjectSendStream[tuple[ChunkOutcome, bool]],
+        self, receive: ObjectReceiveStream[WorkItem], send: ObjectSendStream[_Out]
     ) -> None:
         async with receive, send:
             async for item in receive:
@@ -215,66 +234,28 @@ class Engine:
                     self.stop.request("fatal")
                     return
 
-    async def _call(
-        self, scope: AdaptiveRate, fn: Callable[[], Awaitable[T]], on_transient: Callable[[], None]
-    ) -> T:
-        """One API call with the engine's retries: throttles, 5xx, 409, network errors."""
-        policy = self.settings.retry
-        deadline = anyio.current_time() + policy.budget
-        failures = conflicts = 0
-        while True:
-            await scope.acquire()
-            if self.stop.requested:
-                raise _Abandoned  # waiting for a slot is not in flight: leave it for resume
-            self.stats.calls += 1
-            try:
-                with anyio.fail_after(self.settings.call_timeout):
-                    result = await fn()
-            except TimeoutError as exc:
-                failure: CallFailed = _Timeout(f"no answer within {self.settings.call_timeout}s")
-                failure.__cause__ = exc
-            except CallFailed as exc:
-                failure = exc
-            else:
-                scope.on_success()
-                return result
-            self.stats.errors[failure.kind] += 1
-            if isinstance(failure, Throttled):
-                scope.on_throttle()
-                self.stats.throttled += 1
-                delay = max(failure.retry_after or 0.0, policy.delay(1, self._rng))
-            else:
-                on_transient()
-                failures += 1
-                conflicts += isinstance(failure, Conflict)
-                if failures >= policy.max_attempts or conflicts >= policy.max_conflicts:
-                    raise _GaveUp(failure)
-                delay = policy.delay(failures, self._rng)
-            if anyio.current_time() + delay > deadline or self.stop.requested:
-                raise _GaveUp(failure)
-            self.stats.retries += 1
-            log.debug("retry", kind=failure.kind, delay_s=round(delay, 3), error=str(failure))
-            await self._sleep(delay)
-
-    async def _run_chunk(
-        self, item: WorkItem, send: ObjectSendStream[tuple[ChunkOutcome, bool]]
-    ) -> None:
+    async def _run_chunk(self, item: WorkItem, send: ObjectSendStream[_Out]) -> None:
         chunk = item.chunk
         attempt = item.attempts_before
-        maybe_applied = [self.resumed or attempt > 0]  # an earlier call may have acted already
+        maybe_applied = [item.dispatched or attempt > 0]  # an earlier call may have acted
 
         def transient() -> None:
             maybe_applied[0] = True
 
+        if self._marks and not maybe_applied[0]:
+            mark = _Mark(chunk.id, anyio.Event())
+            await send.send(mark)
+            await mark.done.wait()
+        rounds = 0
         while True:
             attempt += 1
             try:
-                result = await self._call(
+                result = await self.calls.call(
                     self.scope, partial(self.registry.run_chunk, self.spec, chunk), transient
                 )
-            except _Abandoned:
+            except Abandoned:
                 return
-            except _GaveUp as gave_up:
+            except GaveUp as gave_up:
                 err = {"errorCode": gave_up.last.code, "errorMessage": str(gave_up.last)}
                 # every version of the attempt is still pending: say so, pins included
                 outcome = ChunkOutcome(
@@ -289,89 +270,22 @@ class Engine:
                 self.stats.chunks_given_up += 1
                 log.warning("chunk_gave_up", package=str(chunk.ref), chunk=chunk.id, **err)
                 return
-            outcome = await self._classify(chunk, result, attempt, maybe_applied[0])
+            outcome = await self.verdicts.outcome(chunk, result, attempt, maybe_applied[0])
             complete = not outcome.retry
             await send.send((outcome, complete))
             if complete or self.stop.requested:
                 return
-            chunk = chunk.narrowed(outcome.retry)
-            await self._sleep(self.settings.retry.delay(1, self._rng))
-
-    async def _classify(
-        self, chunk: Chunk, result: CallResult, attempt: int, maybe_applied: bool
-    ) -> ChunkOutcome:
-        op = self.spec.operation
-        if op is Operation.DELETE_PACKAGES:
-            return ChunkOutcome(
-                chunk.id,
-                chunk.ref,
-                attempt,
-                deleted_package=result.deleted_package,
-                package_done=True,
-            )
-        settled: dict[str, Settled] = {}
-        retry: list[str] = []
-        for version, info in result.failed.items():
-            code = info.get("errorCode")
-            if code == "SKIPPED":
-                retry.append(version)
-            elif (
-                code == "NOT_FOUND"
-                and maybe_applied
-                and op in (Operation.DELETE, Operation.DISPOSE)
-            ):
-                settled[version] = "already_absent"
-            elif code == "ALREADY_EXISTS" and op is Operation.COPY:
-                identical = await self._identical_copy(chunk, version)
-                if identical is None:  # could not tell now: ask again on the next attempt
-                    retry.append(version)
-                elif identical:
-                    settled[version] = "identical_copy"
-        answered = result.successful.keys() | result.failed.keys()
-        missing = [v for v in chunk.versions if v not in answered]
-        if missing:  # the service answered for fewer versions than it was sent: send them again
-            log.warning("versions_unanswered", package=str(chunk.ref), versions=missing[:10])
-            retry.extend(missing)
-        return ChunkOutcome(
-            chunk.id,
-            chunk.ref,
-            attempt,
-            successful=result.successful,
-            failed=result.failed,
-            settled=settled,
-            retry=tuple(retry),
-            revisions=chunk.revisions,
-        )
-
-    async def _identical_copy(self, chunk: Chunk, version: str) -> bool | None:
-        """Whether the destination holds this version at the source's revision; None: unknown."""
-        spec = self.spec
-        assert spec.destination_repository is not None
-        source = chunk.revisions.get(version)
-        try:
-            if source is None:
-                source = await self._call(
-                    self.read_scope,
-                    lambda: self.registry.describe_revision(
-                        spec, spec.repository, chunk.ref, version
-                    ),
-                    lambda: None,
+            rounds += 1
+            if rounds >= self.settings.retry.max_attempts or not await self.calls.backoff(rounds):
+                # still SKIPPED (or unanswered) after every round: pending, for a resume
+                self.stats.chunks_given_up += not self.stop.requested
+                log.warning(
+                    "chunk_left_pending", package=str(chunk.ref), versions=len(outcome.retry)
                 )
-            dest = await self._call(
-                self.read_scope,
-                lambda: self.registry.describe_revision(
-                    spec, spec.destination_repository or "", chunk.ref, version
-                ),
-                lambda: None,
-            )
-        except _GaveUp as gave_up:
-            log.warning("copy_check_failed", package=str(chunk.ref), error=str(gave_up.last))
-            return None
-        except _Abandoned:
-            return None
-        return source is not None and source == dest
+                return
+            chunk = chunk.narrowed(outcome.retry)
 
-    async def _sink(self, receive: MemoryObjectReceiveStream[tuple[ChunkOutcome, bool]]) -> None:
+    async def _sink(self, receive: MemoryObjectReceiveStream[_Out]) -> None:
         async with receive:
             while True:
                 try:
@@ -383,14 +297,29 @@ class Engine:
                         batch.append(receive.receive_nowait())
                     except (anyio.WouldBlock, anyio.EndOfStream):
                         break
+                outcomes = [b for b in batch if not isinstance(b, _Mark)]
+                marks = [b for b in batch if isinstance(b, _Mark)]
                 with anyio.CancelScope(shield=True):
-                    await self.journal.write(batch)
-                for outcome, complete in batch:
+                    if marks:
+                        await self.journal.write(outcomes, [m.chunk_id for m in marks])
+                    else:
+                        await self.journal.write(outcomes)
+                for mark in marks:
+                    mark.done.set()
+                for outcome, complete in outcomes:
                     self._count(outcome, complete)
+
+    def _count_call(self) -> None:
+        self.stats.calls += 1
+
+    def _count_retry(self, failure: CallFailed) -> None:
+        self.stats.errors[failure.kind] += 1
+        self.stats.retries += 1
+        self.stats.throttled += isinstance(failure, Throttled)
 
     def _count(self, outcome: ChunkOutcome, complete: bool) -> None:
         s = self.stats
-        permanent = {v for v in outcome.failed if v not in outcome.retry} - set(outcome.settled)
+        permanent = outcome.permanent
         s.versions_ok += len(outcome.successful) + len(outcome.settled) + outcome.package_done
         s.versions_failed += len(permanent)
         for v in permanent:
@@ -407,7 +336,3 @@ class Engine:
             retry=len(outcome.retry),
             complete=complete,
         )
-
-
-class _Timeout(CallFailed):
-    kind = "timeout"

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import structlog
 
+from bulkops.apimodel import violation
 from bulkops.aws import AwsSettings, open_codeartifact
-from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
+from bulkops.engine import (
+    Engine,
+    EngineSettings,
+    OutcomeWriter,
+    RunResult,
+    Stats,
+    StopSignal,
+    WorkItem,
+)
 from bulkops.errors import ManifestChanged, UsageError
 from bulkops.journal import (
     Journal,
@@ -22,9 +32,11 @@ from bulkops.journal import (
     open_journal,
     read_header,
 )
+from bulkops.log import redact_text
 from bulkops.manifest import ManifestSummary, file_sha256, read_targets, scan_manifest, spool_stdin
-from bulkops.model import JobSpec
+from bulkops.model import JobSpec, Operation
 from bulkops.plan import make_chunks
+from bulkops.registry import Registry
 
 log = structlog.get_logger("bulkops.job")
 
@@ -46,6 +58,21 @@ class Prepared:
     manifest: Path
 
 
+def check_spec(spec: JobSpec) -> None:
+    """Refuse identifiers the API would reject, naming the option, before anything is sent."""
+    fields = [
+        ("--domain", "DomainName", spec.domain),
+        ("--repository", "RepositoryName", spec.repository),
+        ("--destination-repository", "RepositoryName", spec.destination_repository),
+        ("--domain-owner", "AccountId", spec.domain_owner),
+    ]
+    if spec.operation is Operation.COPY:
+        fields[1] = ("--source-repository", "RepositoryName", spec.repository)
+    for option, shape, value in fields:
+        if value is not None and (why := violation(shape, value)) is not None:
+            raise UsageError(f"{option} {why}")
+
+
 def prepare(
     spec: JobSpec,
     manifest: str,
@@ -53,7 +80,8 @@ def prepare(
     manifest_format: str | None,
     spool_dir: Path,
 ) -> Prepared:
-    """Validate the manifest against the job; stdin (`-`) is first spooled into `spool_dir`."""
+    """Validate the job and its manifest; stdin (`-`) is first spooled into `spool_dir`."""
+    check_spec(spec)
     if manifest == "-":
         spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = spool_stdin(spool_dir / f"stdin-{secrets.token_hex(4)}.manifest")
@@ -139,7 +167,11 @@ def work_items(
             continue
         pending = state.pending_versions(chunk) if spec.operation.per_version else ()
         stats.versions_skipped_done += len(chunk.versions) - len(pending)
-        yield WorkItem(chunk.narrowed(pending), state.last_attempt(chunk.id))
+        yield WorkItem(
+            chunk.narrowed(pending),
+            state.last_attempt(chunk.id),
+            dispatched=state.was_dispatched(chunk.id),
+        )
 
 
 async def run_new(
@@ -151,11 +183,15 @@ async def run_new(
     stop: StopSignal,
     stats: Stats,
 ) -> RunResult:
-    """Create the journal holding `header` (see `header_for`) and run the job from the start."""
-    journal = await create_journal(LocalFileStore(checkpoint), header)
-    async with journal:
-        items = work_items(header, prepared.summary, None, stats)
-        return await _run(journal, items, settings, aws, stop, stats, resumed=False)
+    """Create the journal holding `header` (see `header_for`) and run the job from the start.
+
+    The client comes first: a bad region, profile or credentials leave no journal behind.
+    """
+    async with open_codeartifact(aws) as registry:
+        journal = await create_journal(LocalFileStore(checkpoint), header)
+        async with journal:
+            items = work_items(header, prepared.summary, None, stats)
+            return await run_engine(journal, registry, items, settings, stop, stats)
 
 
 async def run_resume(
@@ -171,7 +207,7 @@ async def run_resume(
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     header = read_header(store)
     summary = check_manifest(header)
-    async with open_journal(store) as (journal, state):
+    async with open_codeartifact(aws) as registry, open_journal(store) as (journal, state):
         log.info(
             "resuming",
             chunks_complete=state.chunks_complete,
@@ -179,29 +215,33 @@ async def run_resume(
             torn_line=state.torn_line,
         )
         items = work_items(header, summary, state, stats)
-        return await _run(journal, items, settings, aws, stop, stats, resumed=True)
+        return await run_engine(journal, registry, items, settings, stop, stats, resumed=True)
 
 
-async def _run(
+async def run_engine(
     journal: Journal,
-    items: Iterator[WorkItem],
+    registry: Registry,
+    items: Iterable[WorkItem],
     settings: EngineSettings,
-    aws: AwsSettings,
     stop: StopSignal,
     stats: Stats,
     *,
-    resumed: bool,
+    resumed: bool = False,
+    writer: OutcomeWriter | None = None,
+    **started: object,
 ) -> RunResult:
-    """One run of a job whose journal is open: events around the engine's run."""
+    """One run of a job whose journal is open: the engine between two journal events.
+
+    `writer` (default: the journal) is where the engine's outcomes go, e.g. a journal
+    watched by the safety rails; `started` adds to the `run_started` event.
+    """
     header = journal.header
     stats.versions_total = header.versions
     stats.chunks_total = header.chunks
-    async with open_codeartifact(aws) as registry:
-        await journal.event("run_started", resumed=resumed, **run_knobs(settings))
-        engine = Engine(
-            header.spec, registry, journal, settings, resumed=resumed, stats=stats, stop=stop
-        )
-        result = await engine.run(items)
+    await journal.event("run_started", resumed=resumed, **run_knobs(settings), **started)
+    engine = Engine(header.spec, registry, writer or journal, settings, stats=stats, stop=stop)
+    result = await engine.run(items)
+    with anyio.CancelScope(shield=True):  # a second signal must not lose the run's last word
         await journal.event("run_ended", **run_ending(result))
     return result
 
@@ -220,7 +260,8 @@ def run_ending(result: RunResult) -> dict[str, object]:
     s = result.stats
     return {
         "stopped": result.stopped,
-        "fatal": str(result.fatal) if result.fatal else None,
+        "fatal": redact_text(str(result.fatal)) if result.fatal else None,
+        "tripped": result.tripped,
         "versionsOk": s.versions_ok,
         "versionsFailed": s.versions_failed,
         "chunksGivenUp": s.chunks_given_up,

@@ -71,6 +71,7 @@ class JournalState:
     valid_size: int = 0  # bytes of intact records; a torn tail starts here
     torn_line: int | None = None  # the line dropped as torn, if any
     _final: dict[str, set[str]] = field(default_factory=dict)  # only for unfinished chunks
+    _dispatched: set[str] = field(default_factory=set)  # marked sent, not yet complete
 
     @property
     def chunks_complete(self) -> int:
@@ -82,6 +83,10 @@ class JournalState:
     def last_attempt(self, chunk_id: str) -> int:
         """The last attempt number recorded for the chunk; 0 if it was never tried."""
         return self.last_attempts.get(chunk_id, 0)
+
+    def was_dispatched(self, chunk_id: str) -> bool:
+        """Whether a run marked the chunk sent: its calls may have acted, answered or not."""
+        return chunk_id in self._dispatched or chunk_id in self.last_attempts
 
     def pending_versions(self, chunk: Chunk) -> tuple[str, ...]:
         """The chunk's versions not yet final, in chunk order; () once the chunk is complete.
@@ -96,10 +101,13 @@ class JournalState:
         return tuple(v for v in chunk.versions if v not in final)
 
     def apply(self, record: dict[str, Any]) -> None:
-        """Fold one chunk or event record into the state."""
+        """Fold one chunk, dispatch or event record into the state."""
         self.records += 1
         if record["type"] == "event":
             self.events += 1
+            return
+        if record["type"] == "dispatch":
+            self._dispatched.update(c for c in record["chunks"] if c not in self.complete)
             return
         self.attempts += 1
         cid: str = record["chunk"]
@@ -109,6 +117,7 @@ class JournalState:
         if record["complete"]:
             self.complete.add(cid)
             self._final.pop(cid, None)
+            self._dispatched.discard(cid)
             return
         final = set(record["successfulVersions"])
         if failed := record["failedVersions"]:
@@ -139,11 +148,17 @@ class Journal:
         self._closed = False
         self._failed: BaseException | None = None
 
-    async def write(self, outcomes: Sequence[tuple[ChunkOutcome, bool]]) -> None:
-        """Append one record per (outcome, complete) and fsync once; returns when durable."""
-        if outcomes:
+    async def write(
+        self, outcomes: Sequence[tuple[ChunkOutcome, bool]], dispatched: Sequence[str] = ()
+    ) -> None:
+        """Append one record per (outcome, complete), and a dispatch record for the chunks
+        about to be sent, then fsync once; returns when durable."""
+        if outcomes or dispatched:
             at = now()
-            await self._append(b"".join(encode(chunk_record(o, c, at)) for o, c in outcomes))
+            lines = [encode(chunk_record(o, c, at)) for o, c in outcomes]
+            if dispatched:
+                lines.append(encode({"type": "dispatch", "at": at, "chunks": list(dispatched)}))
+            await self._append(b"".join(lines))
 
     async def event(self, kind: str, **data: Any) -> None:
         """Append an event (run started, stopped, resumed...) with a timestamp; durable."""

@@ -9,6 +9,7 @@ Records, one JSON object per line (compact separators, ASCII, each line ending i
      "complete":bool,"successfulVersions":{…},"failedVersions":{…},"settled":{v: reason},
      "retry":[v…],"error":{…}|null[,"revisions":{v: revision}]
      [,"deletedPackage":{…}][,"packageDone":true]}
+    {"type":"dispatch","at":…,"chunks":[id…]}         chunks about to be sent the first time
     {"type":"event","at":…,"kind":"run_started","data":{…}}
 
 A chunk record is one finished attempt (a `ChunkOutcome`); `complete` is true when it
@@ -164,6 +165,10 @@ def _check(record: Any, line: int, where: str) -> dict[str, Any]:
     elif kind == "event":
         if not isinstance(record.get("kind"), str):
             raise JournalCorrupt(where, line, "event record without a kind")
+    elif kind == "dispatch":
+        chunks = record.get("chunks")
+        if not isinstance(chunks, list) or not all(isinstance(c, str) for c in chunks):
+            raise JournalCorrupt(where, line, "dispatch record without a list of chunk ids")
     else:
         raise JournalCorrupt(where, line, f"unexpected record type {kind!r}")
     return record

@@ -40,7 +40,7 @@ SuccessMap: TypeAlias = dict[str, dict[str, str]]
 FailureMap: TypeAlias = dict[str, dict[str, str]]
 
 # Why a version that came back failed still counts as done (see CODEARTIFACT.md).
-Settled: TypeAlias = Literal["already_absent", "identical_copy"]
+Settled: TypeAlias = Literal["already_absent", "already_applied", "identical_copy"]
 
 MAX_CHUNK_SIZE = 100
 
@@ -199,6 +199,14 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionState:
+    """What DescribePackageVersion says of one version that bulkops needs."""
+
+    revision: str | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallResult:
     """What one successful (HTTP 200) bulk call returned, in the API's shapes."""
 
@@ -233,7 +241,7 @@ class ChunkOutcome:
     revisions: dict[str, str] = field(default_factory=dict)
 
     @property
-    def final_versions(self) -> set[str]:
-        """Versions whose fate this attempt decided for good."""
-        permanent = {v for v in self.failed if v not in self.retry}
-        return set(self.successful) | permanent
+    def permanent(self) -> list[str]:
+        """Versions that failed for good in this attempt: not settled, not to be retried."""
+        retry = set(self.retry)
+        return [v for v in self.failed if v not in retry and v not in self.settled]

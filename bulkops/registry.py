@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bulkops.model import CallResult, Chunk, JobSpec, PackageRef
+from bulkops.model import CallResult, Chunk, JobSpec, PackageRef, VersionState
 
 
 class Registry(Protocol):
@@ -21,10 +21,10 @@ class Registry(Protocol):
         """Send one chunk as the job's operation and return the API's per-version maps."""
         ...
 
-    async def describe_revision(
+    async def describe_version(
         self, spec: JobSpec, repository: str, ref: PackageRef, version: str
-    ) -> str | None:
-        """The current revision of one version in `repository`, or None if it is absent."""
+    ) -> VersionState | None:
+        """One version's current revision and status in `repository`; None if it is absent."""
         ...
 
 

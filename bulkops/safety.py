@@ -9,8 +9,10 @@ The breaker needs no engine hook: it wraps the journal (the engine's `OutcomeWri
 sees each outcome once it is durable and asks the run's `StopSignal` to stop, which
 drains like any stop. The canary is a first engine run over one work item; the fan-out
 is a second engine run over the rest of the same work-item stream, on the same journal.
-A stopped run (breaker or canary) exits 75 like any interrupted one: `bulkops resume`
-sends the rest once the report has been read and the cause understood.
+A tripped rail journals a `rails_tripped` event and marks the stop as tripped, and the
+run exits 3, not 75: a batch system that retries 75 would resume the job without the
+rail. `bulkops resume` sends the rest once the report has been read and the operator
+has decided.
 """
 
 from __future__ import annotations
@@ -117,16 +119,22 @@ class _Watched:
         self.journal, self.stop, self.breaker, self.chunks = journal, stop, breaker, chunks
         self.outcomes: list[ChunkOutcome] = []  # kept only while recording the canary
         self.recording = False
+        self.tripped: str | None = None  # the breaker's reason, once it tripped
 
-    async def write(self, outcomes: Sequence[tuple[ChunkOutcome, bool]]) -> None:
-        await self.journal.write(outcomes)
+    async def write(
+        self, outcomes: Sequence[tuple[ChunkOutcome, bool]], dispatched: Sequence[str] = ()
+    ) -> None:
+        await self.journal.write(outcomes, dispatched)
         for outcome, _ in outcomes:
             if self.recording:
                 self.outcomes.append(outcome)
-            if self.breaker is not None and (why := self.breaker.observe(outcome, self.chunks)):
-                if not self.stop.requested:
-                    log.error("breaker_tripped", reason=why)
-                self.stop.request(why)
+            if self.breaker is None or self.tripped is not None:
+                continue
+            if why := self.breaker.observe(outcome, self.chunks):
+                self.tripped = why
+                log.error("breaker_tripped", reason=why)
+                self.stop.request(why, tripped=True)
+                await self.journal.event("rails_tripped", rail="breaker", reason=why)
 
 
 async def run_guarded(
@@ -176,11 +184,15 @@ async def run_guarded(
                     verdict = canary_verdict(writer.outcomes)
                     if verdict is not None:
                         log.error("canary_failed", reason=verdict)
-                        stop.request(verdict)
-                        result.stopped = verdict
+                        stop.request(verdict, tripped=True)
+                        result.stopped, result.tripped = verdict, True
+                        await journal.event("rails_tripped", rail="canary", reason=verdict)
             if result is None or (result.fatal is None and not stop.requested):
                 engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
                 result = await engine.run(items)
+            if writer.tripped is not None and not result.tripped:
+                # tripped while draining another stop: the verdict still stands
+                result.stopped, result.tripped = writer.tripped, True
             await journal.event("run_ended", **run_ending(result))
     return result
 
@@ -201,6 +213,15 @@ async def run_new_guarded(
     items = work_items(header, prepared.summary, None, stats)
     return await run_guarded(
         header, items, checkpoint, settings, aws, stop, stats, rails, prepared.summary
+    )
+
+
+def tripped_message(checkpoint: str, why: str | None, resume: str) -> str:
+    """What to tell the operator when a safety rail (breaker, canary) stopped the job."""
+    return (
+        f"A safety rail stopped the job ({why}). Look at what failed: "
+        f"bulkops report {checkpoint} --failed-only. "
+        f"Once you have decided to go on, `{resume}` continues it without the rail."
     )
 
 
@@ -228,7 +249,7 @@ def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o(
             "--breaker",
             type=click.FloatRange(0.0, 1.0),
-            help="Stop (exit 75) when more than this share of the first chunks' versions "
+            help="Stop (exit 3) when more than this share of the first chunks' versions "
             "fail permanently, e.g. 0.2.",
         ),
         o(
@@ -241,7 +262,8 @@ def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
         o(
             "--canary",
             is_flag=True,
-            help="Send the first chunk alone and go on only if all of it succeeded, e.g. --canary.",
+            help="Send the first chunk alone and go on only if all of it succeeded "
+            "(else stop, exit 3), e.g. --canary.",
         ),
     ]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from bulkops.errors import NetworkError
-from bulkops.model import CallResult, Chunk, JobSpec, Operation, PackageRef
+from bulkops.model import CallResult, Chunk, JobSpec, Operation, PackageRef, VersionState
 
 # A script step decides the fate of one call: None answers normally; an exception is
 # raised before acting; "lose" acts and then raises NetworkError (the answer was lost);
@@ -107,21 +107,23 @@ class FakeRegistry:
                 ok[v] = {"revision": entry[1], "status": entry[0]}
         return CallResult(successful=ok, failed=failed)
 
-    async def describe_revision(
+    async def describe_version(
         self, spec: JobSpec, repository: str, ref: PackageRef, version: str
-    ) -> str | None:
+    ) -> VersionState | None:
         self.calls["DescribePackageVersion"] += 1
         entry = self.versions.get((repository, ref, version))
-        return entry[1] if entry else None
+        return VersionState(entry[1], entry[0]) if entry else None
 
 
 @dataclass
 class MemoryJournal:
-    """Collects outcomes as the journal would, durably-by-definition."""
+    """Collects outcomes and dispatch marks as the journal would, durably-by-definition."""
 
     written: list[tuple[object, bool]] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
     writes: int = 0
 
-    async def write(self, outcomes: list[tuple[object, bool]]) -> None:  # type: ignore[override]
+    async def write(self, outcomes: list[tuple[object, bool]], dispatched: list[str] = ()) -> None:  # type: ignore[assignment]
         self.writes += 1
         self.written.extend(outcomes)
+        self.dispatched.extend(dispatched)

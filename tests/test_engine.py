@@ -112,12 +112,53 @@ async def test_not_found_on_a_first_attempt_is_a_permanent_failure() -> None:
     assert result.stats.errors["NOT_FOUND"] == 1
 
 
-async def test_not_found_on_a_resumed_run_counts_as_already_absent() -> None:
+async def test_not_found_for_a_chunk_an_earlier_run_dispatched_counts_as_already_absent() -> None:
     reg = FakeRegistry()
     chunk = Chunk.build(REF_A, ("9.9.9",))
-    result, journal, _ = await run(reg, [chunk], resumed=True)
+    journal, sleeps = MemoryJournal(), Sleeps()
+    engine = Engine(spec(), reg, journal, FAST, sleep=sleeps)
+    result = await engine.run([WorkItem(chunk, dispatched=True)])
     assert outcomes(journal)[0].settled == {"9.9.9": "already_absent"}
     assert result.stats.versions_failed == 0
+
+
+async def test_not_found_for_a_chunk_no_run_ever_sent_stays_a_permanent_failure() -> None:
+    reg = FakeRegistry()
+    chunk = Chunk.build(REF_A, ("9.9.9-typo",))
+    result, journal, _ = await run(reg, [chunk])  # resumed or not: this chunk was never sent
+    assert outcomes(journal)[0].settled == {}
+    assert result.stats.versions_failed == 1
+
+
+async def test_a_dispatch_mark_is_durable_before_the_first_call_of_a_chunk() -> None:
+    reg = FakeRegistry()
+    chunks = chunks_for(reg, REF_A, 250)
+    journal = MemoryJournal()
+    seen_marks: list[int] = []
+    inner = reg.run_chunk
+
+    async def spy(job: JobSpec, chunk: Chunk) -> Any:
+        seen_marks.append(journal.dispatched.count(chunk.id))
+        return await inner(job, chunk)
+
+    reg.run_chunk = spy  # type: ignore[method-assign]
+    await Engine(spec(), reg, journal, FAST, sleep=Sleeps()).run(WorkItem(c) for c in chunks)
+    assert seen_marks == [1, 1, 1]
+    assert sorted(journal.dispatched) == sorted(c.id for c in chunks)
+
+
+async def test_a_lost_status_update_that_comes_back_mismatched_is_done_when_already_applied() -> (
+    None
+):
+    reg = FakeRegistry(script=["lose"])
+    chunks = chunks_for(reg, REF_A, 4)
+    job = spec(Operation.SET_STATUS, target_status="Archived", expected_status="Published")
+    result, journal, _ = await run(reg, chunks, job=job)
+    last = outcomes(journal)[-1]
+    assert set(last.failed) == {f"1.0.{i}" for i in range(4)}
+    assert set(last.settled.values()) == {"already_applied"}
+    assert result.stats.versions_failed == 0
+    assert reg.calls["DescribePackageVersion"] == 4
 
 
 async def test_skipped_versions_are_sent_again_until_done() -> None:
@@ -178,6 +219,37 @@ async def test_stop_drains_in_flight_chunks_and_takes_no_new_ones() -> None:
     assert 1 <= sent < len(chunks)
     assert len(journal.written) == sent  # every call that was made is journaled
     assert all(complete for _, complete in journal.written)
+
+
+async def test_versions_skipped_round_after_round_are_left_pending_not_retried_forever() -> None:
+    reg = FakeRegistry(fault=lambda n: "skip:100")
+    chunks = chunks_for(reg, REF_A, 5)
+    settings = EngineSettings(concurrency=1, rate=10_000, retry=RetryPolicy(max_attempts=3), seed=1)
+    result, journal, _ = await run(reg, chunks, settings=settings)
+    assert sum(reg.calls.values()) == 3
+    assert [complete for _, complete in journal.written] == [False, False, False]
+    assert result.stats.chunks_given_up == 1
+
+
+async def test_a_stop_ends_waits_for_a_rate_slot_at_once() -> None:
+    reg = FakeRegistry()
+    chunks = [c for i in range(8) for c in chunks_for(reg, PackageRef("npm", None, f"p{i}"), 1)]
+    stop = StopSignal()
+    settings = EngineSettings(concurrency=8, rate=0.5, seed=1, grace_period=30)
+    journal = MemoryJournal()
+    engine = Engine(spec(), reg, journal, settings, stop=stop)
+
+    async def stop_after_first_call() -> None:
+        while not reg.sent:
+            await anyio.sleep(0.01)
+        stop.request("SIGTERM")
+
+    with anyio.fail_after(5):  # the next slot is 2 s away and the grace period 30 s
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_after_first_call)
+            result = await engine.run(WorkItem(c) for c in chunks)
+    assert result.stopped == "SIGTERM"
+    assert len(reg.sent) == 1
 
 
 async def test_concurrency_bounds_calls_in_flight() -> None:
