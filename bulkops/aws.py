@@ -8,7 +8,7 @@ engine alone decides when and whether to send again.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,12 +19,18 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    EndpointConnectionError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoAuthTokenError,
     NoCredentialsError,
+    NoRegionError,
     ParamValidationError,
-    ReadTimeoutError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bulkops import __version__
 from bulkops.errors import (
@@ -73,21 +79,53 @@ def _config(settings: AwsSettings) -> AioConfig:
 
 @asynccontextmanager
 async def open_codeartifact(settings: AwsSettings) -> AsyncIterator[AwsRegistry]:
-    """A registry backed by one aioboto3 CodeArtifact client, closed on exit."""
-    try:
-        keys = settings.static_credentials
-        session = aioboto3.Session(
-            profile_name=settings.profile,
-            region_name=settings.region,
-            aws_access_key_id=keys[0] if keys else None,
-            aws_secret_access_key=keys[1] if keys else None,
-        )
-    except BotoCoreError as exc:
-        raise UsageError(f"cannot set up the AWS session: {exc}") from exc
-    async with session.client(
-        "codeartifact", endpoint_url=settings.endpoint_url, config=_config(settings)
-    ) as client:
+    """A registry backed by one aioboto3 CodeArtifact client, closed on exit.
+
+    Setting the client up resolves the region, the profile and the credentials: a problem
+    there is `UsageError` (region, profile, config) or `AccessDenied` (credentials).
+    """
+    async with AsyncExitStack() as stack:
+        try:
+            keys = settings.static_credentials
+            session = aioboto3.Session(
+                profile_name=settings.profile,
+                region_name=settings.region,
+                aws_access_key_id=keys[0] if keys else None,
+                aws_secret_access_key=keys[1] if keys else None,
+            )
+            client = await stack.enter_async_context(
+                session.client(
+                    "codeartifact", endpoint_url=settings.endpoint_url, config=_config(settings)
+                )
+            )
+        except BotoCoreError as exc:
+            raise setup_error(exc) from exc
         yield AwsRegistry(client)
+
+
+# Credentials that cannot be found or fetched: every call would be refused.
+_CREDENTIAL_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    SSOError,
+    NoAuthTokenError,
+)
+
+
+def setup_error(exc: BotoCoreError) -> Exception:
+    """The bulkops error for a failure to set up the AWS session or client."""
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return AccessDenied(f"cannot get AWS credentials: {exc}")
+    if isinstance(exc, NoRegionError):
+        return UsageError(
+            "no AWS region: pass --region, or set AWS_REGION or a region in the AWS "
+            f"config profile ({exc})"
+        )
+    if isinstance(exc, ProfileNotFound):
+        return UsageError(f"AWS profile not found: {exc} (check --profile and AWS_PROFILE)")
+    return UsageError(f"cannot set up the AWS client: {type(exc).__name__}: {exc}")
 
 
 def _base(spec: JobSpec, ref: PackageRef, repository_key: str = "repository") -> dict[str, Any]:
@@ -156,6 +194,11 @@ class AwsRegistry:
                         return CallResult(deleted_package=None)
                     raise
                 return CallResult(deleted_package=dict(resp.get("deletedPackage") or {}))
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException" and _is_package(exc):
+                # one absent package is per-version data (NOT_FOUND), not a reason to stop
+                return _all_not_found(chunk, exc)
+            raise translate(exc, op.api_name) from exc
         except _WIRE_ERRORS as exc:
             raise translate(exc, op.api_name) from exc
         return CallResult(
@@ -284,6 +327,13 @@ def _is_package(exc: ClientError) -> bool:
     return str(exc.response.get("resourceType", "")).lower() == "package"
 
 
+def _all_not_found(chunk: Chunk, exc: ClientError) -> CallResult:
+    """Every version of the chunk as NOT_FOUND, with the service's message."""
+    message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+    error = {"errorCode": "NOT_FOUND", "errorMessage": message}
+    return CallResult(failed={v: dict(error) for v in chunk.versions})
+
+
 def translate(exc: Exception, operation: str) -> Exception:
     """The bulkops error for a botocore/aiohttp failure of `operation`."""
     if isinstance(exc, ClientError):
@@ -308,16 +358,22 @@ def translate(exc: Exception, operation: str) -> Exception:
         return FatalCall(text)
     if isinstance(exc, ParamValidationError):
         return RequestRejected(f"{operation}: {exc}")
-    if isinstance(exc, NoCredentialsError):
-        return AccessDenied(f"{operation}: no AWS credentials found: {exc}")
-    if isinstance(
-        exc,
-        EndpointConnectionError | ConnectionClosedError | ReadTimeoutError | aiohttp.ClientError,
-    ):
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return AccessDenied(f"{operation}: cannot get AWS credentials: {exc}")
+    if isinstance(exc, _TRANSPORT_ERRORS):
         return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
-    return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
+    # any other botocore error (a bad config, an unparseable answer) fails the same way again
+    return FatalCall(f"{operation}: {type(exc).__name__}: {exc}")
+
+
+# Failures of the connection itself: the request may or may not have arrived; send again.
+_TRANSPORT_ERRORS = (
+    HTTPClientError,
+    BotoConnectionError,
+    aiohttp.ClientError,
+    TimeoutError,
+    ConnectionError,
+)
 
 
 def _retry_after(exc: ClientError) -> float | None:
