@@ -58,7 +58,7 @@ from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
 from bulkops.render import render
 from bulkops.report import SUCCEEDED, Totals, merge
-from bulkops.safety import rails_from, run_guarded
+from bulkops.safety import rails_from, run_guarded, tripped_message
 from bulkops.supervisor import supervise
 
 log = structlog.get_logger("bulkops.safe_delete")
@@ -122,6 +122,9 @@ def _settle(result: RunResult, checkpoint: Path, again: str) -> Totals | int:
         click.echo(f"bulkops: error: {result.fatal}", err=True)
         click.echo(f"After fixing the cause, continue with: {again}", err=True)
         return result.fatal.exit_code
+    if result.tripped:  # 3, not 75: a batch retry would resume without the rail
+        click.echo(tripped_message(str(checkpoint), result.stopped, again), err=True)
+        return EXIT_PERMANENT_FAILURES
     pending = sum(totals.pending.values())
     if result.stopped is not None or pending or totals.not_started:
         why = result.stopped or "chunks did not finish within their retries"

@@ -12,10 +12,11 @@ from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import Refused
 from bulkops.job import header_for, prepare, work_items
+from bulkops.journal import LocalFileStore, iter_records
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 from bulkops.rails import Breaker, Rails, canary_verdict, check_caps
 from bulkops.safety import run_guarded
-from tests.cli_support import rows_for, write_manifest
+from tests.cli_support import bulkops, rows_for, write_manifest
 
 WRITES = ("DeletePackageVersions", "DisposePackageVersions", "UpdatePackageVersionsStatus")
 REF = PackageRef("npm", None, "lib")
@@ -44,6 +45,15 @@ async def run(
         header, items, tmp_path / "cp.journal", settings, aws, StopSignal(), stats, rails,
         prepared.summary,
     )  # fmt: skip
+
+
+def tripped_events(journal: Path) -> list[tuple[str, str]]:
+    """(rail, reason) of the journal's `rails_tripped` events."""
+    return [
+        (r["data"]["rail"], r["data"]["reason"])
+        for r in iter_records(LocalFileStore(journal))
+        if r.get("type") == "event" and r.get("kind") == "rails_tripped"
+    ]
 
 
 def writes(emu: RunningEmulator) -> int:
@@ -130,8 +140,10 @@ async def test_the_breaker_stops_a_run_whose_first_chunks_mostly_fail(tmp_path: 
         result = await run(emu, tmp_path, job, rows_for(ghosts + real), rails, concurrency=1)
         assert result.stopped is not None
         assert result.stopped.startswith("breaker: ")
+        assert result.tripped
         assert writes(emu) < 10  # of 13 chunks: the watched 3, and those already on their way
         assert all(emu.versions("main")[k].status == "Published" for k in real)
+        assert tripped_events(tmp_path / "cp.journal") == [("breaker", result.stopped)]
 
 
 @pytest.mark.asyncio
@@ -157,6 +169,8 @@ async def test_a_failing_canary_chunk_stops_the_run_after_one_call(tmp_path: Pat
         assert result.stopped is not None
         assert result.stopped.startswith("canary: 10 versions of the first chunk failed")
         assert "MISMATCHED_REVISION" in result.stopped
+        assert result.tripped
+        assert tripped_events(tmp_path / "cp.journal") == [("canary", result.stopped)]
         assert writes(emu) == 1
         assert all(v.status == "Published" for v in emu.versions("main").values())
 
@@ -223,3 +237,44 @@ def test_a_refusal_inside_a_supervised_run_surfaces_as_itself_not_a_group() -> N
 
     with pytest.raises(Refused, match="keep-min"):
         supervise(refuse)
+
+
+# ---- a tripped rail ends the command with 3, which batch systems do not retry ---------
+
+
+@pytest.mark.asyncio
+async def test_a_breaker_trip_exits_3_and_says_how_to_go_on(tmp_path: Path) -> None:
+    async with run_emulator(quotas=QuotaConfig.off()) as emu:
+        real = ladder(emu, 6)
+        ghosts = [(REF, f"9.9.{i}") for i in range(20)]
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(ghosts + real))
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(emu, "dispose", "--domain", "acme", "--repository", "main",
+                            "--manifest", manifest, "--chunk-size", "2", "--concurrency", "1",
+                            "--breaker", "0.5", "--breaker-window", "3",
+                            "--checkpoint", cp, "--execute")  # fmt: skip
+        assert run.code == 3, run.stderr
+        assert "A safety rail stopped the job (breaker: " in run.stderr
+        assert f"bulkops report {cp} --failed-only" in run.stderr
+        assert f"bulkops resume {cp}" in run.stderr
+        assert all(emu.versions("main")[k].status == "Published" for k in real)
+        # the operator decided: resume runs the rest without the rail
+        resumed = await bulkops(emu, "resume", cp)
+        assert resumed.code == 3, resumed.stderr  # the ghosts stay NOT_FOUND
+        assert "safety rail" not in resumed.stderr
+        assert all(emu.versions("main")[k].status == "Disposed" for k in real)
+
+
+@pytest.mark.asyncio
+async def test_a_failing_canary_in_a_safe_delete_exits_3(tmp_path: Path) -> None:
+    async with run_emulator(quotas=QuotaConfig.off()) as emu:
+        keys = ladder(emu, 20)
+        revisions = {k: emu.versions("main")[k].revision for k in keys} | {keys[0]: "c3RhbGU="}
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys, revisions))
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(emu, "delete", "--domain", "acme", "--repository", "main",
+                            "--manifest", manifest, "--safe-delete", "--canary",
+                            "--chunk-size", "10", "--checkpoint", cp, "--execute")  # fmt: skip
+        assert run.code == 3, run.stderr
+        assert "A safety rail stopped the job (canary: " in run.stderr
+        assert len(emu.versions("main")) == 20

@@ -13,6 +13,7 @@ from bulkops.engine import RunResult
 from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PERMANENT_FAILURES
 from bulkops.journal import LocalFileStore
 from bulkops.render import render
+from bulkops.safety import tripped_message
 
 log = structlog.get_logger("bulkops.cli")
 
@@ -21,7 +22,8 @@ Exit codes:
   0   everything succeeded or was already in the wanted state
   1   anything unexpected
   2   bad usage, input or configuration (nothing was sent)
-  3   finished with permanent per-version failures (see `bulkops report`)
+  3   finished with permanent per-version failures (see `bulkops report`), or a
+      safety rail (--breaker, --canary) stopped the job: resume it once decided
   75  interrupted or unfinished, resumable with `bulkops resume CHECKPOINT`
   77  access denied"""
 
@@ -40,6 +42,7 @@ def finish(checkpoint: Path, result: RunResult) -> int:
     log.info(
         "run_done",
         stopped=result.stopped,
+        tripped=result.tripped,
         calls=stats.calls,
         throttled=stats.throttled,
         retries=stats.retries,
@@ -51,6 +54,9 @@ def finish(checkpoint: Path, result: RunResult) -> int:
         click.echo(f"bulkops: error: {result.fatal}", err=True)
         click.echo(f"After fixing the cause, continue with: {resume}", err=True)
         return result.fatal.exit_code
+    if result.tripped:
+        click.echo(tripped_message(str(checkpoint), result.stopped, resume), err=True)
+        return EXIT_PERMANENT_FAILURES
     if result.stopped is not None:
         click.echo(f"Interrupted ({result.stopped}). Continue with: {resume}", err=True)
         return EXIT_INTERRUPTED
