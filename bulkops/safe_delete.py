@@ -119,7 +119,7 @@ def _settle(result: RunResult, checkpoint: Path, again: str) -> Totals | int:
     """The phase's totals if it finished, else the exit code the command ends with."""
     totals = render(LocalFileStore(checkpoint), "table", sys.stdout)
     if result.fatal is not None:
-        click.echo(f"bulkops: error: {result.fatal}", err=True)
+        click.echo(f"bulkops: error: {logsetup.redact_text(str(result.fatal))}", err=True)
         click.echo(f"After fixing the cause, continue with: {again}", err=True)
         return result.fatal.exit_code
     if result.tripped:  # 3, not 75: a batch retry would resume without the rail
@@ -139,7 +139,7 @@ def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettin
     try:
         sys.exit(_run(kw, settings, aws))
     except BulkopsError as exc:
-        click.echo(f"bulkops: error: {exc}", err=True)
+        click.echo(f"bulkops: error: {logsetup.redact_text(str(exc))}", err=True)
         sys.exit(exc.exit_code)
 
 

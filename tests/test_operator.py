@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -13,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
+import pytest
 import structlog
 
 from bulkops import log as logsetup
@@ -117,3 +120,54 @@ def test_credentials_and_signatures_are_redacted_from_our_logs_and_botocore_s() 
     ):
         assert secret not in text
     assert text.count("redacted") >= 4
+
+
+SECRETS_IN_AN_ERROR = (
+    "Authorization: AWS4-HMAC-SHA256 "
+    "Credential=AKIAIOSFODNN7EXAMPLE/20261121/us-east-1/codeartifact/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=fedcba9876543210fedcba98, "
+    "x-amz-security-token: IQoJb3JpZ2luX2VjSESSIONTOKEN"
+)
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_tracebacks_are_redacted_from_our_logs_and_stdlib_ones(fmt: logsetup.LogFormat) -> None:
+    out = io.StringIO()
+    logsetup.configure(level="debug", fmt=fmt, stream=out)
+    try:
+        try:
+            raise RuntimeError(SECRETS_IN_AN_ERROR)
+        except RuntimeError:
+            structlog.get_logger("t").exception("call_failed")
+            logging.getLogger("aiobotocore.t").exception("stdlib saw it too")
+    finally:
+        logsetup.configure(level="info", fmt="json", stream=io.StringIO())
+    text = out.getvalue()
+    assert text.count("RuntimeError: Authorization") == 2  # both tracebacks, redacted
+    for secret in ("AKIAIOSFODNN7EXAMPLE", "fedcba9876543210fedcba98", "SESSIONTOKEN"):
+        assert secret not in text
+
+
+def test_a_fatal_error_message_is_redacted_where_it_is_printed(tmp_path: Path) -> None:
+    from bulkops.cli.exits import finish
+    from bulkops.engine import RunResult, Stats
+    from bulkops.errors import AccessDenied
+    from bulkops.journal import JournalHeader, LocalFileStore, create_journal
+    from bulkops.model import JobSpec, Operation
+
+    checkpoint = tmp_path / "cp.journal"
+    header = JournalHeader.new(JobSpec(Operation.DELETE, domain="acme", repository="main"))
+
+    async def make() -> None:
+        async with await create_journal(LocalFileStore(checkpoint), header):
+            pass
+
+    anyio.run(make)
+    result = RunResult(Stats(), "fatal", AccessDenied(f"X: {SECRETS_IN_AN_ERROR}"))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        logsetup.configure(level="error", fmt="json", stream=io.StringIO())
+        assert finish(checkpoint, result) == 77
+    assert "bulkops: error: X: Authorization" in err.getvalue()
+    for secret in ("AKIAIOSFODNN7EXAMPLE", "fedcba9876543210fedcba98", "SESSIONTOKEN"):
+        assert secret not in err.getvalue()

@@ -12,6 +12,7 @@ import structlog
 from bulkops.engine import RunResult
 from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PERMANENT_FAILURES
 from bulkops.journal import LocalFileStore
+from bulkops.log import redact_text
 from bulkops.render import render
 from bulkops.safety import tripped_message
 
@@ -30,7 +31,7 @@ Exit codes:
 
 def fail(message: str, code: int) -> NoReturn:
     """Print `bulkops: error: MESSAGE` to stderr and exit with `code`."""
-    click.echo(f"bulkops: error: {message}", err=True)
+    click.echo(f"bulkops: error: {redact_text(message)}", err=True)
     sys.exit(code)
 
 
@@ -51,7 +52,7 @@ def finish(checkpoint: Path, result: RunResult) -> int:
         chunks_given_up=stats.chunks_given_up,
     )
     if result.fatal is not None:
-        click.echo(f"bulkops: error: {result.fatal}", err=True)
+        click.echo(f"bulkops: error: {redact_text(str(result.fatal))}", err=True)
         click.echo(f"After fixing the cause, continue with: {resume}", err=True)
         return result.fatal.exit_code
     if result.tripped:
