@@ -277,7 +277,24 @@ def main(argv: list[str] | None = None) -> None:
         print("READY", flush=True)
 
     result = run(spec, announce)
+    result["peak_rss_mb"] = peak_rss_mb()
     Path(args[1]).write_text(json.dumps(result))
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident set (VmHWM), from /proc; None elsewhere.
+
+    Not getrusage's ru_maxrss: Linux carries that across exec, so a child started from a
+    big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 if __name__ == "__main__":

@@ -61,8 +61,8 @@ def run_client(
 ) -> dict[str, Any]:
     """Run one client to its end and return its figures.
 
-    A subprocess by default, so that its CPU time and peak RSS are its own (read with
-    wait4); `on_ready` runs in the caller the moment the client announces its first call.
+    A subprocess by default, so that its CPU time (wait4) and peak RSS (its own VmHWM)
+    are its own; `on_ready` runs in the caller the moment the client announces its first call.
     """
     ready = on_ready or (lambda: None)
     if inprocess:
@@ -98,7 +98,7 @@ def run_client(
             tail = err.read()[-3000:]
             raise RuntimeError(f"client {spec.client} failed ({proc.returncode}):\n{tail}")
     result: dict[str, Any] = json.loads(result_path.read_text())
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["ru_maxrss_mb"] = usage.ru_maxrss / 1024  # may be the parent's: see peak_rss_mb
     result["process_cpu_s"] = usage.ru_utime + usage.ru_stime
     return result
 

@@ -76,7 +76,7 @@ def _brief(name: str, r: dict[str, Any]) -> None:
     print(
         f"  {name:<26} {r['calls']:6d} calls {r['elapsed_s']:7.2f} s  {r['calls_per_s']:7.1f}"
         f" calls/s  CPU {r['cpu_ms_per_call']:.2f} ms/call  peak RSS "
-        f"{r.get('peak_rss_mb', 0):6.1f} MB  emulator CPU {r['server_cpu_share']:.0%}",
+        f"{r.get('peak_rss_mb') or 0:6.1f} MB  emulator CPU {r['server_cpu_share']:.0%}",
         flush=True,
     )
 
@@ -95,7 +95,18 @@ def overhead(
             _brief(client, r)
     best = {c: max(rs, key=lambda r: r["calls_per_s"]) for c, rs in runs.items()}
     bare, ours = best["aioboto3-bare"], best["bulkops-run-new"]
+    cost = manifest_cost(manifest)
+    calls = ours["calls"] or 1
+    cost["scan_ms_per_call"] = 1000 * cost["scan_cpu_s"] / calls
+    cost["read_plan_ms_per_call"] = 1000 * cost["read_plan_cpu_s"] / calls
+    print(
+        f"  manifest validation: scan {cost['scan_cpu_s']:.1f} s + read and plan "
+        f"{cost['read_plan_cpu_s']:.1f} s of CPU = "
+        f"{cost['scan_ms_per_call'] + cost['read_plan_ms_per_call']:.2f} ms per call",
+        flush=True,
+    )
     return {
+        "manifest_cost": cost,
         "versions": sizes.scale_generate[0] * sizes.scale_generate[1],
         "runs": runs,
         "best": best,
@@ -104,13 +115,96 @@ def overhead(
     }
 
 
+def manifest_cost(manifest: Path) -> dict[str, Any]:
+    """CPU seconds of the two manifest passes of a job (validate, then read and plan)."""
+    from bulkops.manifest import read_targets, scan_manifest
+    from bulkops.model import Operation
+    from bulkops.plan import make_chunks
+
+    op = Operation.SET_STATUS
+    kw: dict[str, Any] = {"operation": op, "manifest_format": "jsonl"}
+    started = time.process_time()
+    summary = scan_manifest(manifest, domain="acme", repository="main", **kw)
+    scanned = time.process_time()
+    targets = read_targets(manifest, domain="acme", repository="main", **kw)
+    chunks = sum(
+        1 for _ in make_chunks(targets, operation=op, package_sizes=summary.package_sizes.get)
+    )
+    return {
+        "rows": summary.rows,
+        "chunks": chunks,
+        "scan_cpu_s": scanned - started,
+        "read_plan_cpu_s": time.process_time() - scanned,
+    }
+
+
+def journal_cost(path: Path, chunks: int, batch: int, versions: int = 100) -> dict[str, Any]:
+    """Journal.write alone: `chunks` records of `versions` successful versions each (shaped
+    as the API answers), `batch` records per write (one fsync each), timed per tenth."""
+    import anyio
+
+    from bulkops.journal import JournalHeader, LocalFileStore, create_journal
+    from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
+
+    spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived")
+    names = [f"2.{k // 10}.{k % 10}" for k in range(versions)]
+    tenths: list[list[float]] = [[0, 0.0, 0.0] for _ in range(10)]
+
+    async def write() -> None:
+        header = JournalHeader.new(spec, versions=chunks * versions, chunks=chunks)
+        async with await create_journal(LocalFileStore(path), header) as journal:
+            for start in range(0, chunks, batch):
+                outcomes = []
+                for i in range(start, min(start + batch, chunks)):
+                    ref = PackageRef("npm", "acme-platform", f"queue-sdk-{i}")
+                    ok = {
+                        v: {"revision": f"{i:012d}{k:031d}=", "status": "Archived"}
+                        for k, v in enumerate(names)
+                    }
+                    outcomes.append((ChunkOutcome(f"{i:020x}", ref, 1, ok), True))
+                wall, cpu = time.perf_counter(), time.process_time()
+                await journal.write(outcomes)
+                tenth = tenths[start * 10 // chunks]
+                tenth[0] += len(outcomes)
+                tenth[1] += time.perf_counter() - wall
+                tenth[2] += time.process_time() - cpu
+
+    anyio.run(write)
+    n = sum(t[0] for t in tenths)
+    return {
+        "chunks": chunks,
+        "versions": chunks * versions,
+        "batch": batch,
+        "ms_per_chunk": 1000 * sum(t[1] for t in tenths) / n,
+        "cpu_ms_per_chunk": 1000 * sum(t[2] for t in tenths) / n,
+        "ms_per_chunk_by_tenth": [1000 * t[1] / t[0] for t in tenths if t[0]],
+        "journal_mb": path.stat().st_size / 1e6,
+    }
+
+
 def journal(
     emu: EmulatorProcess, manifests: dict[int, Path], sizes: Sizes, base: Path, inprocess: bool
 ) -> dict[str, Any]:
-    """Scenario 4: journal write time per chunk at each job size, and resuming the largest."""
+    """Scenario 4: journal cost per chunk at each job size (alone, and inside a real run),
+    and resuming the largest job."""
     print("4. journal", flush=True)
     v = sizes.scale_versions_per_package
-    out: dict[str, Any] = {"sizes": []}
+    out: dict[str, Any] = {"alone": [], "sizes": []}
+    folder = base / "journal-alone"
+    folder.mkdir(parents=True, exist_ok=True)
+    for batch in (1, 8):
+        for n in sizes.journal_packages:
+            chunks = n * v // 100 or 1
+            c = journal_cost(folder / f"{chunks}-{batch}.journal", chunks, batch)
+            (folder / f"{chunks}-{batch}.journal").unlink()
+            out["alone"].append(c)
+            tenths = c["ms_per_chunk_by_tenth"]
+            print(
+                f"  alone, {c['versions']:>9,} versions, {batch} per write: "
+                f"{c['ms_per_chunk']:.3f} ms/chunk (CPU {c['cpu_ms_per_chunk']:.3f} ms), "
+                f"first/last tenth {tenths[0]:.3f}/{tenths[-1]:.3f} ms",
+                flush=True,
+            )
     largest = None
     for n in sizes.journal_packages:
         r = _run(emu, "bulkops", manifests[n], base, inprocess)

@@ -70,6 +70,7 @@ def test_every_benchmark_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         assert overhead[client]["calls"] == overhead[client]["chunks_total"] > 0
 
     journal = scenarios["journal"]
+    assert {c["batch"] for c in journal["alone"]} == {1, 8}
     assert [s["chunks"] for s in journal["sizes"]] == sorted(s["chunks"] for s in journal["sizes"])
     assert all(s["chunks"] == s["run"]["chunks_done"] for s in journal["sizes"])
     assert journal["resume"]["calls"] == 0  # the journal was complete: resume sends nothing
