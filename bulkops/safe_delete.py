@@ -178,10 +178,7 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
         return EXIT_OK
     again = f"the same command with --resume-existing --checkpoint {checkpoint}"
     click.echo(f"checkpoint: {checkpoint} (phase 1: {phase1})", err=True)
-    if checkpoint.exists():
-        done = render(LocalFileStore(phase1), "table", io.StringIO()) if phase1.exists() else None
-        return _phase2(checkpoint, None, settings, aws, kw, again, done)
-    if phase1.exists():
+    if phase1.exists():  # whichever phase goes on, it must be this manifest's safe delete
         header = read_header(LocalFileStore(phase1))
         same = replace(header.spec, chunk_size=archive_spec.chunk_size) == archive_spec
         if header.manifest_sha256 != s.sha256 or not same:  # chunk size: the first run's
@@ -189,6 +186,10 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
                 f"{phase1} holds another safe delete (another manifest or options); "
                 "choose another --checkpoint"
             )
+    if checkpoint.exists():
+        done = render(LocalFileStore(phase1), "table", io.StringIO()) if phase1.exists() else None
+        return _phase2(checkpoint, None, settings, aws, kw, again, done)
+    if phase1.exists():
         result = supervise(
             lambda stop, stats: run_resume(phase1, settings, aws, stop, stats),
             **_supervision(kw),

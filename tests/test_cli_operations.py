@@ -288,3 +288,46 @@ async def test_max_versions_refuses_an_oversized_job_before_any_call(tmp_path: P
         assert run.code == 2, run.stderr
         assert "50" in run.stderr
         assert sum(emu.counters()["calls"].values()) == 0
+
+
+async def test_resume_existing_refuses_another_or_a_changed_or_a_stdin_manifest(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(6, 10), quotas=QuotaConfig.off()) as emu:
+        before = emu.versions("main")
+        keys = sorted(k for k, v in before.items() if v.status == "Published")
+        first = write_manifest(tmp_path / "first.jsonl", rows_for(keys[:10]))
+        other = write_manifest(tmp_path / "other.jsonl", rows_for(keys[10:20]))
+        cp = tmp_path / "cp.journal"
+        job = ["set-status", *JOB, "--repository", "main", "--target-status", "Archived"]
+        again = [*job, "--checkpoint", cp, "--execute", "--resume-existing"]
+        assert (await bulkops(emu, *job, "--manifest", first, "--checkpoint", cp,
+                              "--execute")).code == 0  # fmt: skip
+        calls = sum(emu.counters()["calls"].values())
+
+        run = await bulkops(emu, *again, "--manifest", other)
+        assert run.code == 2, run.stderr
+        assert "holds a job of manifest" in run.stderr and "first.jsonl" in run.stderr
+        piped = await bulkops(emu, *again, "--manifest", "-", stdin=other.read_bytes())
+        assert piped.code == 2, piped.stderr
+        assert "stdin" in piped.stderr
+        with first.open("a") as f:
+            f.write(json.dumps(rows_for(keys[20:21])[0]) + "\n")
+        changed = await bulkops(emu, *again, "--manifest", first)
+        assert changed.code == 2, changed.stderr
+        assert "changed since" in changed.stderr
+        assert sum(emu.counters()["calls"].values()) == calls  # nothing was sent
+        assert all(emu.versions("main")[k].status == "Published" for k in keys[10:])
+
+
+async def test_resume_existing_with_the_same_manifest_resumes(tmp_path: Path) -> None:
+    async with run_emulator(generate=(4, 10), quotas=QuotaConfig.off()) as emu:
+        published = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(published))
+        cp = tmp_path / "cp.journal"
+        job = ["set-status", *JOB, "--repository", "main", "--target-status", "Archived",
+               "--manifest", manifest, "--checkpoint", cp, "--execute"]  # fmt: skip
+        assert (await bulkops(emu, *job)).code == 0
+        run = await bulkops(emu, *job, "--resume-existing")
+        assert run.code == 0, run.stderr
+        assert "resuming it" in run.stderr

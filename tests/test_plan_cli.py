@@ -12,7 +12,7 @@ import pytest
 
 from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.model import PackageRef
-from tests.cli_support import bulkops, report_lines
+from tests.cli_support import bulkops, report_lines, rows_for, write_manifest
 
 pytestmark = pytest.mark.asyncio
 
@@ -138,6 +138,26 @@ async def test_safe_delete_never_deletes_a_changed_version_and_resumes_after_a_s
         assert [f["errorCode"] for line in report for f in line["failedVersions"].values()] == [
             "MISMATCHED_REVISION"
         ]
+
+
+async def test_safe_delete_resume_existing_refuses_another_manifest_in_either_phase(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(4, 10), quotas=QuotaConfig.off()) as emu:
+        versions = emu.versions("main")
+        keys = sorted(k for k, v in versions.items() if v.status == "Published")
+        revisions = {k: versions[k].revision for k in keys}
+        first = write_manifest(tmp_path / "a.jsonl", rows_for(keys[:5], revisions))
+        other = write_manifest(tmp_path / "b.jsonl", rows_for(keys[5:10], revisions))
+        cp = tmp_path / "cp.journal"
+        args = ("delete", *JOB, "--safe-delete", "--checkpoint", cp, "--execute")
+        done = await bulkops(emu, *args, "--manifest", first)
+        assert done.code == 0, done.stderr
+        assert cp.exists()  # phase 2 ran: a resume would go straight to it
+        run = await bulkops(emu, *args, "--manifest", other, "--resume-existing")
+        assert run.code == 2, run.stderr
+        assert "another safe delete" in run.stderr
+        assert all(k in emu.versions("main") for k in keys[5:10])
 
 
 async def test_safe_delete_refuses_a_manifest_that_pins_no_revisions(tmp_path: Path) -> None:

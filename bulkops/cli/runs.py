@@ -12,10 +12,10 @@ import structlog
 from bulkops import log as logsetup
 from bulkops.cli.exits import fail, finish
 from bulkops.cli.options import aws_settings, engine_settings
-from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError
+from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged
 from bulkops.job import default_checkpoint, header_for, prepare, run_resume
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
-from bulkops.manifest import ManifestSummary
+from bulkops.manifest import ManifestSummary, file_sha256
 from bulkops.model import JobSpec, Operation
 from bulkops.plan import estimate
 from bulkops.safety import rails_from, run_new_guarded
@@ -70,8 +70,35 @@ def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoR
             f"{header.spec.domain}/{header.spec.repository}); choose another --checkpoint",
             EXIT_USAGE,
         )
+    _check_same_manifest(checkpoint, header, kw["manifest"])
     click.echo(f"checkpoint {checkpoint} exists: resuming it", err=True)
     resume(checkpoint, header, kw)
+
+
+def _check_same_manifest(checkpoint: Path, header: JournalHeader, manifest: str) -> None:
+    """End the command unless --manifest is the very file, unchanged, the checkpoint's job ran."""
+    if manifest == "-":
+        fail(
+            "--resume-existing cannot tell whether stdin holds the manifest the checkpoint's "
+            f"job ran; continue it with `bulkops resume {checkpoint}`, or pass the manifest "
+            "as a file",
+            EXIT_USAGE,
+        )
+    path = Path(manifest)
+    if not path.is_file():
+        fail(f"manifest {manifest} does not exist or is not a file", EXIT_USAGE)
+    if str(path.resolve()) != header.manifest_path:
+        fail(
+            f"checkpoint {checkpoint} holds a job of manifest {header.manifest_path}, not "
+            f"{path.resolve()}; choose another --checkpoint",
+            ManifestChanged.exit_code,
+        )
+    if file_sha256(path) != header.manifest_sha256:
+        fail(
+            f"manifest {path} changed since the checkpoint's job started; start a new job "
+            "for the new manifest (another --checkpoint)",
+            ManifestChanged.exit_code,
+        )
 
 
 def checkpoint_header(checkpoint: Path) -> JournalHeader:
