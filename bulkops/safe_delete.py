@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -53,12 +52,20 @@ from bulkops.errors import (
     Refused,
     UsageError,
 )
-from bulkops.job import default_checkpoint, header_for, prepare, run_resume, work_items
+from bulkops.job import (
+    CHECKPOINT_DIR,
+    default_checkpoint,
+    header_for,
+    prepare,
+    run_resume,
+    work_items,
+)
 from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
 from bulkops.render import render
 from bulkops.report import SUCCEEDED, Totals, merge
 from bulkops.safety import rails_from, run_guarded, tripped_message
+from bulkops.statefile import replace_private
 from bulkops.supervisor import supervise
 
 log = structlog.get_logger("bulkops.safe_delete")
@@ -91,19 +98,19 @@ def _specs(kw: dict[str, Any]) -> tuple[JobSpec, JobSpec]:
 
 def write_phase2_manifest(phase1: Path, out: Path) -> int:
     """The versions phase 1 archived, as a manifest (no revisions: delete takes none)."""
-    tmp = out.with_name(out.name + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+
+    def lines() -> Iterator[str]:
+        nonlocal n
         for pkg in merge(iter_records(LocalFileStore(phase1))):
             ref = pkg.ref.to_dict()
             for version in sorted(pkg.with_outcome(SUCCEEDED)):
                 row = {k: v for k, v in ref.items() if v is not None}
                 row["version"] = version
-                f.write(json.dumps(row, separators=(",", ":")) + "\n")
                 n += 1
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(out)
+                yield json.dumps(row, separators=(",", ":")) + "\n"
+
+    replace_private(out, lines())
     return n
 
 
@@ -146,7 +153,7 @@ def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettin
 def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     archive_spec, delete_spec = _specs(kw)
     checkpoint: Path = kw["checkpoint"] or default_checkpoint(
-        delete_spec, kw.get("checkpoint_dir") or Path("bulkops-checkpoints")
+        delete_spec, kw.get("checkpoint_dir") or CHECKPOINT_DIR
     )
     phase1, manifest2 = phase_paths(checkpoint)
     started = phase1.exists() or checkpoint.exists()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from bulkops.journal_format import JournalHeader
 from bulkops.manifest import detect_format, file_sha256
 from bulkops.model import Operation
 from bulkops.report import SUCCEEDED, merge
+from bulkops.statefile import replace_private
 
 REVERSIBLE = ("Published", "Unlisted", "Archived")
 Key = tuple[str, str, str, str]  # format, namespace ("" for none), package, version
@@ -114,18 +114,15 @@ def make_undo(checkpoint: Path) -> UndoPlan:
 
 
 def _write(path: Path, keys: list[Key], revisions: dict[Key, str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    def lines() -> Iterator[str]:
         for fmt, ns, package, version in keys:
             row = {"format": fmt, "namespace": ns or None, "package": package}
             row["version"] = version
             if revision := revisions[(fmt, ns, package, version)]:
                 row["revision"] = revision
-            f.write(json.dumps({k: v for k, v in row.items() if v}, separators=(",", ":")))
-            f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+            yield json.dumps({k: v for k, v in row.items() if v}, separators=(",", ":")) + "\n"
+
+    replace_private(path, lines())
 
 
 def _command(header: JournalHeader, status: str, manifest: Path) -> str:

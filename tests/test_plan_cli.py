@@ -154,6 +154,8 @@ async def test_safe_delete_resume_existing_refuses_another_manifest_in_either_ph
         done = await bulkops(emu, *args, "--manifest", first)
         assert done.code == 0, done.stderr
         assert cp.exists()  # phase 2 ran: a resume would go straight to it
+        phase2_manifest = tmp_path / "cp.journal.delete.jsonl"
+        assert phase2_manifest.stat().st_mode & 0o777 == 0o600  # like the journals
         run = await bulkops(emu, *args, "--manifest", other, "--resume-existing")
         assert run.code == 2, run.stderr
         assert "another safe delete" in run.stderr
@@ -232,6 +234,9 @@ async def test_undo_restores_the_statuses_a_set_status_job_changed(tmp_path: Pat
             line.strip() for line in undo.stdout.splitlines() if "bulkops set-status" in line
         ]
         assert len(commands) == 2  # one per previous status
+        undo_files = sorted(tmp_path.glob("cp.journal.undo*.jsonl"))
+        assert len(undo_files) == 2
+        assert all(f.stat().st_mode & 0o777 == 0o600 for f in undo_files)
         for command in commands:
             argv = shlex.split(command)[1:]
             restored = await bulkops(emu, *argv)
