@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -54,6 +55,7 @@ from bulkops.errors import (
 )
 from bulkops.job import (
     CHECKPOINT_DIR,
+    Prepared,
     default_checkpoint,
     header_for,
     prepare,
@@ -64,7 +66,7 @@ from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
 from bulkops.render import render
 from bulkops.report import SUCCEEDED, Totals, merge
-from bulkops.safety import rails_from, run_guarded, tripped_message
+from bulkops.safety import check_job_caps, rails_from, run_guarded, tripped_message
 from bulkops.statefile import replace_private
 from bulkops.supervisor import supervise
 
@@ -162,31 +164,19 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
             f"safe delete {checkpoint} was started before; add --resume-existing to go on "
             "from where it stopped, or choose another --checkpoint"
         )
-    prepared = prepare(
-        archive_spec,
-        kw["manifest"],
-        manifest_format=kw["manifest_format"],
-        spool_dir=checkpoint.parent,
-    )
-    s = prepared.summary
-    if s.revisions_pinned != s.targets:
-        raise Refused(
-            f"--safe-delete deletes only versions whose revision the manifest pins, and "
-            f"{s.targets - s.revisions_pinned} of its {s.targets} rows pin none; "
-            "make the manifest with `bulkops plan`, which pins every revision"
-        )
-    click.echo(
-        f"safe delete: {s.targets} versions of {s.packages} packages in "
-        f"{kw['repository']!r} ({kw['domain']}): archive them with their revisions pinned, "
-        "then delete those archived (expectedStatus=Archived)"
-    )
     if not kw["execute"]:
+        with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
+            _plan(kw, archive_spec, Path(spool))
         click.echo("Nothing was sent. Add --execute to run this job.")
         return EXIT_OK
+    prepared = _plan(kw, archive_spec, checkpoint.parent)
+    s = prepared.summary
     again = f"the same command with --resume-existing --checkpoint {checkpoint}"
     click.echo(f"checkpoint: {checkpoint} (phase 1: {phase1})", err=True)
     if phase1.exists():  # whichever phase goes on, it must be this manifest's safe delete
         header = read_header(LocalFileStore(phase1))
+        if kw["manifest"] == "-":  # this run's copy of stdin: the journal names its own
+            prepared.manifest.unlink(missing_ok=True)
         same = replace(header.spec, chunk_size=archive_spec.chunk_size) == archive_spec
         if header.manifest_sha256 != s.sha256 or not same:  # chunk size: the first run's
             raise ManifestChanged(
@@ -226,6 +216,32 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     if n == 0:
         return EXIT_PERMANENT_FAILURES if first.has_permanent_failures else EXIT_OK
     return _phase2(checkpoint, manifest2, settings, aws, kw, again, first)
+
+
+def _plan(kw: dict[str, Any], archive_spec: JobSpec, spool_dir: Path) -> Prepared:
+    """Validate the manifest, print what the safe delete does, refuse what the rails refuse."""
+    prepared = prepare(
+        archive_spec, kw["manifest"], manifest_format=kw["manifest_format"], spool_dir=spool_dir
+    )
+    s = prepared.summary
+    try:
+        if s.revisions_pinned != s.targets:
+            raise Refused(
+                f"--safe-delete deletes only versions whose revision the manifest pins, and "
+                f"{s.targets - s.revisions_pinned} of its {s.targets} rows pin none; "
+                "make the manifest with `bulkops plan`, which pins every revision"
+            )
+        click.echo(
+            f"safe delete: {s.targets} versions of {s.packages} packages in "
+            f"{kw['repository']!r} ({kw['domain']}): archive them with their revisions "
+            "pinned, then delete those archived (expectedStatus=Archived)"
+        )
+        check_job_caps(rails_from(kw), archive_spec, s)
+    except Refused:
+        if kw["manifest"] == "-":  # refused before any journal: nothing will resume it
+            prepared.manifest.unlink(missing_ok=True)
+        raise
+    return prepared
 
 
 def _phase2(

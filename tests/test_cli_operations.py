@@ -331,3 +331,44 @@ async def test_resume_existing_with_the_same_manifest_resumes(tmp_path: Path) ->
         run = await bulkops(emu, *job, "--resume-existing")
         assert run.code == 0, run.stderr
         assert "resuming it" in run.stderr
+
+
+async def test_a_dry_run_refuses_what_the_caps_refuse_as_the_execution_does(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(10, 30), quotas=QuotaConfig.off()) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        job = ["dispose", *JOB, "--repository", "main", "--manifest", manifest]
+        for extra in ([], ["--execute", "--checkpoint", tmp_path / "cp.journal"]):
+            run = await bulkops(emu, *job, "--max-versions", "10", *extra)
+            assert run.code == 2, run.stderr
+            assert "300 versions, more than --max-versions 10" in run.stderr
+            assert "Nothing was sent. Add --execute" not in run.stdout
+        packages = await bulkops(emu, *job, "--max-packages", "9")
+        assert packages.code == 2, packages.stderr
+        assert sum(emu.counters()["calls"].values()) == 0
+        assert not (tmp_path / "cp.journal").exists()
+
+
+@pytest.mark.parametrize("safe", [False, True], ids=["delete", "safe-delete"])
+async def test_a_stdin_manifest_leaves_no_spooled_file_unless_a_job_runs_from_it(
+    tmp_path: Path, safe: bool
+) -> None:
+    async with run_emulator(generate=(3, 10), quotas=QuotaConfig.off()) as emu:
+        versions = emu.versions("main")
+        keys = sorted(versions)[:12]
+        rows = rows_for(keys, {k: versions[k].revision for k in keys} if safe else None)
+        data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+        jobs = tmp_path / "jobs"
+        job = ["delete", *JOB, "--repository", "main", "--manifest", "-"]
+        job += ["--checkpoint-dir", jobs, *(["--safe-delete"] if safe else [])]
+        dry = await bulkops(emu, *job, stdin=data)
+        assert dry.code == 0, dry.stderr
+        assert "12 versions" in dry.stdout
+        assert not jobs.exists() or not list(jobs.iterdir())
+        refused = await bulkops(emu, *job, "--max-versions", "5", stdin=data)
+        assert refused.code == 2, refused.stderr
+        capped = await bulkops(emu, *job, "--max-versions", "5", "--execute", stdin=data)
+        assert capped.code == 2, capped.stderr
+        assert not jobs.exists() or not list(jobs.iterdir())
+        assert sum(emu.counters()["calls"].values()) == 0

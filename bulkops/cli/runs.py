@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,7 +19,7 @@ from bulkops.journal import JournalHeader, LocalFileStore, read_header
 from bulkops.manifest import ManifestSummary, file_sha256
 from bulkops.model import JobSpec, Operation
 from bulkops.plan import estimate
-from bulkops.safety import rails_from, run_new_guarded
+from bulkops.safety import check_job_caps, rails_from, run_new_guarded
 from bulkops.supervisor import Start, supervise
 
 log = structlog.get_logger("bulkops.cli")
@@ -36,19 +37,24 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             "(or add --resume-existing), or choose another --checkpoint",
             EXIT_USAGE,
         )
+    if not kw["execute"]:
+        _dry_run(kw, spec)
     try:
         prepared = prepare(
             spec,
             kw["manifest"],
             manifest_format=kw["manifest_format"],
-            spool_dir=checkpoint.parent,
+            spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
         )
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     _print_plan(prepared.summary, spec, kw)
-    if not kw["execute"]:
-        click.echo("Nothing was sent. Add --execute to run this job.")
-        sys.exit(EXIT_OK)
+    try:
+        check_job_caps(rails_from(kw), spec, prepared.summary)
+    except BulkopsError as exc:
+        if kw["manifest"] == "-":  # refused before any journal: nothing will resume it
+            prepared.manifest.unlink(missing_ok=True)
+        fail(str(exc), exc.exit_code)
     settings, aws = engine_settings(kw), aws_settings(kw)
     header = header_for(prepared)
     click.echo(f"checkpoint: {checkpoint}", err=True)
@@ -60,6 +66,21 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             prepared, header, checkpoint, settings, aws, stop, stats, rails_from(kw)
         ),
     )
+
+
+def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
+    """Validate and plan without --execute: the caps refuse as they would, nothing is kept."""
+    with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
+        try:
+            prepared = prepare(
+                spec, kw["manifest"], manifest_format=kw["manifest_format"], spool_dir=Path(spool)
+            )
+            _print_plan(prepared.summary, spec, kw)
+            check_job_caps(rails_from(kw), spec, prepared.summary)
+        except BulkopsError as exc:
+            fail(str(exc), exc.exit_code)
+    click.echo("Nothing was sent. Add --execute to run this job.")
+    sys.exit(EXIT_OK)
 
 
 def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoReturn:
