@@ -6,12 +6,14 @@
     │   ├── Refused (2)                a safety rail refused the job
     │   └── ManifestChanged (2)        resume found a manifest that differs from the journal's
     ├── JournalCorrupt (1)             the journal is damaged somewhere other than its torn tail
-    ├── FatalCall (1)                  a call failure that stops the run
-    │   ├── AccessDenied (77)
-    │   ├── QuotaExceeded (1)          ServiceQuotaExceededException
-    │   ├── RequestRejected (2)        ValidationException from the service
-    │   └── ResourceMissing (2)        the domain or repository does not exist
-    └── Interrupted (75)               stopped by a signal or --max-duration; resumable
+    └── FatalCall (1)                  a call failure that stops the run
+        ├── AccessDenied (77)
+        ├── QuotaExceeded (1)          ServiceQuotaExceededException
+        ├── RequestRejected (2)        ValidationException from the service
+        └── ResourceMissing (2)        the domain or repository does not exist
+
+A run stopped by a signal or --max-duration is no error: it ends with its RunResult, and
+the CLI exits EXIT_INTERRUPTED (75), resumable.
 
 Transient call failures (throttling, 5xx, 409, network errors, timeouts) are not
 BulkopsErrors: they are `CallFailed` subclasses raised by the registry and retried by
@@ -81,10 +83,6 @@ class RequestRejected(FatalCall):
 
 class ResourceMissing(FatalCall):
     exit_code = EXIT_USAGE
-
-
-class Interrupted(BulkopsError):
-    exit_code = EXIT_INTERRUPTED
 
 
 class CallFailed(Exception):

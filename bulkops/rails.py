@@ -36,10 +36,6 @@ class Rails:
     breaker_window: int = 10  # chunks the breaker watches from the start
     canary: bool = False
 
-    @property
-    def needs_live_counts(self) -> bool:
-        return self.keep_min > 0
-
 
 def check_caps(rails: Rails, *, versions: int, packages: int, unit: str = "versions") -> None:
     """Refuse a job larger than its caps."""
@@ -84,7 +80,7 @@ class Shortfall:
         return self.has - self.removes
 
 
-def check_keep_min(keep_min: int, shortfalls: Iterable[Shortfall], *, total: int = 0) -> None:
+def check_keep_min(keep_min: int, shortfalls: Iterable[Shortfall]) -> None:
     """Refuse when any package would be left under `keep_min` versions, naming the first ones."""
     found = sorted(shortfalls, key=lambda s: (s.leaves, s.ref))
     if keep_min <= 0 or not found:
