@@ -26,7 +26,7 @@ Exit codes:
   3   finished with permanent per-version failures (see `bulkops report`), or a
       safety rail (--breaker, --canary) stopped the job: resume it once decided
   75  interrupted or unfinished, resumable with `bulkops resume CHECKPOINT`
-  77  access denied"""
+  77  access denied, or no usable AWS credentials"""
 
 
 def fail(message: str, code: int) -> NoReturn:
