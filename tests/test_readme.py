@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,16 @@ async def test_the_readme_workflow_runs_against_the_emulator(
         _stub(tmp_path / "release-2x.csv", keys[40:45])
         emu.add_version("sandbox", "pypi", None, "acme-scratch", "0.1.0")
         (tmp_path / "abandoned.csv").write_text("format,namespace,package\npypi,,acme-scratch\n")
+        # what the selection recipes look for: scoped npm packages with 1.x, 2.x and
+        # pre-release lines, published long ago
+        long_ago = time.time() - 400 * 86400
+        for name in ("legacy-ui", "legacy-forms", "widgets"):
+            for i, version in enumerate(
+                ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0-rc.1", "2.0.0", "2.1.0", "3.0.0"]
+            ):
+                emu.add_version(
+                    "main", "npm", "acme-web", name, version, published_time=long_ago + i
+                )
         ran = 0
         for argv in example_lines():
             command = argv[1]
@@ -89,7 +100,7 @@ async def test_the_readme_workflow_runs_against_the_emulator(
             run = await bulkops(emu, *args)
             assert run.code == 0, (argv, run.stderr)
             ran += 1
-        assert ran >= 11
+        assert ran >= 19
         assert (tmp_path / "archive.journal").exists()
         assert {v.status for k, v in emu.versions("main").items() if k in set(keys[:30])} == {
             "Archived"
