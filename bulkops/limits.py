@@ -39,9 +39,10 @@ class RateTuning:
     recut_after: int = 10  # ... unless this many calls were accepted since the cut
     window: float = 2.0  # seconds of history behind the accepted-rate measurement
     margin: float = 0.95  # a cut aims this far under the measured accepted rate
-    probe: float = 0.005  # share of the ceiling added per second, probing near the last good rate
+    probe: float = 0.001  # share of the ceiling added per second, probing near the last good rate
     recover: float = 0.5  # share of the gap to the last good rate closed per second below it
-    probe_doubling: float = 1.5  # calm seconds after which the probe step doubles
+    probe_doubling: float = 0.5  # calm seconds after which the probe step doubles
+    probe_max_doublings: float = 12  # the probe step grows at most 2**this fold
 
 
 class AdaptiveRate:
@@ -132,7 +133,8 @@ class AdaptiveRate:
         else:
             calm = now - self._calm_since
             # Probe gently near the last good rate, then double the probe every few calm seconds.
-            step = self.ceiling * t.probe * per_call * 2 ** min(calm / t.probe_doubling, 5)
+            doublings = min(calm / t.probe_doubling, t.probe_max_doublings)
+            step = self.ceiling * t.probe * per_call * 2**doublings
         self._rate = min(self.ceiling, self._rate + step)
 
     def on_throttle(self) -> None:

@@ -194,3 +194,16 @@ def test_from_a_cold_start_under_a_fifth_of_the_ceiling_few_calls_are_throttled(
     accepted, throttled = simulate(rate, clock, 60, 20)
     assert accepted >= 0.95 * 20 * 60
     assert throttled <= 0.03 * (accepted + throttled)
+
+
+def test_a_returned_quota_is_found_within_five_seconds_of_the_last_throttle() -> None:
+    # 60/s of a 100/s ceiling, throttled just now: the quota comes back at once.
+    clock = Clock()
+    rate = AdaptiveRate("write", 100, clock=clock)
+    for _ in range(5):
+        feed(rate, clock, 1.0, 60)
+        rate.on_throttle()
+    start = clock.now
+    while rate.rate < 90:
+        feed(rate, clock, 0.1, max(rate.rate, 1))
+    assert clock.now - start <= 5
