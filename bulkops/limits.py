@@ -159,7 +159,7 @@ class AdaptiveRate:
         else:
             target = self._rate * t.decrease
         self._good = target
-        self._rate = max(t.floor, target)
+        self._rate = max(min(t.floor, self.ceiling), target)  # the floor never lifts a low ceiling
 
     def _count_since(self, since: float) -> int:
         """Accepted calls recorded at or after `since` (within the window)."""

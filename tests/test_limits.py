@@ -207,3 +207,12 @@ def test_a_returned_quota_is_found_within_five_seconds_of_the_last_throttle() ->
     while rate.rate < 90:
         feed(rate, clock, 0.1, max(rate.rate, 1))
     assert clock.now - start <= 5
+
+
+def test_a_ceiling_below_the_floor_is_never_exceeded_after_a_throttle() -> None:
+    clock = Clock()
+    rate = AdaptiveRate("copy", 0.1, clock=clock)
+    for _ in range(5):
+        clock.now += 5
+        rate.on_throttle()
+        assert rate.rate <= 0.1
