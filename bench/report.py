@@ -43,6 +43,14 @@ def quota_rows(data: dict[str, Any]) -> Iterator[Row]:
                     and f["chunks_lost"] == 0
                 )
             yield Row(f"quota {name}", client, measured, target, met)
+        ours = level["clients"].get("bulkops")
+        if ours:
+            ratios = ", ".join(
+                f"×{ours['accepted_per_s'] / f['accepted_per_s']:.2f} {client}"
+                for client, f in level["clients"].items()
+                if client != "bulkops" and f["accepted_per_s"]
+            )
+            yield Row(f"quota {name}", "bulkops ÷ each (accepted/s)", ratios, "", None)
 
 
 def shared_rows(data: dict[str, Any]) -> Iterator[Row]:
