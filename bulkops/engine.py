@@ -267,8 +267,11 @@ class Engine:
                     revisions=chunk.revisions,
                 )
                 await send.send((outcome, False))
-                self.stats.chunks_given_up += 1
-                log.warning("chunk_gave_up", package=str(chunk.ref), chunk=chunk.id, **err)
+                if self.stop.requested:  # the stop cut its retries short: pending, not given up
+                    log.info("chunk_interrupted", package=str(chunk.ref), chunk=chunk.id, **err)
+                else:
+                    self.stats.chunks_given_up += 1
+                    log.warning("chunk_gave_up", package=str(chunk.ref), chunk=chunk.id, **err)
                 return
             outcome = await self.verdicts.outcome(chunk, result, attempt, maybe_applied[0])
             complete = not outcome.retry
