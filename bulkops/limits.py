@@ -4,7 +4,10 @@ An `AdaptiveRate` keeps one scope (writes, Copy, reads) at or below its ceiling:
 
 - every call waits for `acquire()`: calls leave one at a time, in arrival order, 1/rate
   apart, so they are evenly spaced at the current rate instead of bursting; a change of
-  rate applies to the very next slot, whoever is already waiting;
+  rate applies to the very next slot, whoever is already waiting; an aiolimiter leaky
+  bucket of capacity one holds the configured ceiling underneath, whatever the adaptive
+  rate does (aiolimiter's rate is fixed at construction, so it cannot be the adaptive
+  pacer itself: one limiter per rate let the waiters of old ones run beside new ones);
 - a throttled call cuts the rate to a little under what the service accepted since the
   last cut (over the last window at most; by `decrease` when nothing was accepted): once
   per `cooldown`, because the calls already in flight at the old rate will be throttled
@@ -24,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
+from aiolimiter import AsyncLimiter
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -71,6 +75,7 @@ class AdaptiveRate:
         self._calm_since: float | None = None
         self._accepted: deque[float] = deque()
         self._turn: anyio.Lock | None = None  # born in the loop, on the first acquire
+        self._ceiling_guard: AsyncLimiter | None = None
         self._slot = -math.inf  # when the last slot was due
         self.throttles = 0
         self.cuts = 0
@@ -97,6 +102,11 @@ class AdaptiveRate:
             # A late wake-up keeps to the grid rather than losing its lag on every call;
             # after an idle spell (or the first call) the grid starts afresh from now.
             self._slot = due if now - due < interval else now
+            if self._ceiling_guard is None:  # loop-bound: born in the loop that uses it
+                self._ceiling_guard = AsyncLimiter(1, 1.0 / self.ceiling)
+            # The configured ceiling, held by aiolimiter whatever the adaptive rate does;
+            # at a rate under the ceiling the slot above has already waited long enough.
+            await self._ceiling_guard.acquire()
 
     def accepted_rate(self) -> float:
         """Calls per second the service accepted since the last cut, over the window at most.
