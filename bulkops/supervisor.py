@@ -35,6 +35,7 @@ def supervise(
 
     async def main() -> RunResult:
         stop, stats = StopSignal(), Stats()
+        result: RunResult | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope)
             tg.start_soon(show_progress, stats, progress, progress_interval)
@@ -42,6 +43,8 @@ def supervise(
                 tg.start_soon(_stop_after, stop, max_duration)
             result = await start(stop, stats)
             tg.cancel_scope.cancel()
+        if result is None:  # a second signal cancelled the run itself: still resumable
+            return RunResult(stats, stopped=f"{stop.reason}, then cancelled")
         return result
 
     try:

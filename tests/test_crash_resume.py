@@ -106,3 +106,35 @@ async def test_sigterm_drains_exits_75_and_a_resume_finishes(tmp_path: Path) -> 
         assert run.code == 3, run.stderr  # Disposed versions cannot be unlisted: permanent
         statuses = {k: v.status for k, v in emu.versions("main").items()}
         assert all(s in ("Unlisted", "Disposed") for s in statuses.values())
+
+
+async def test_a_second_signal_cancels_calls_in_flight_and_still_exits_75(tmp_path: Path) -> None:
+    slow = FaultConfig(latency_ms=3000)
+    async with run_emulator(generate=(10, 20), quotas=QuotaConfig.off(), faults=slow) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        cp = tmp_path / "cp.journal"
+        args = ["set-status", "--domain", "acme", "--repository", "main", "--manifest"]
+        args += [str(manifest), "--target-status", "Archived", "--checkpoint", str(cp)]
+        args += ["--execute", "--progress", "off"]
+        proc = await anyio.open_process([sys.executable, "-m", "bulkops", *args], env=cli_env(emu))
+        async with proc:
+            with anyio.fail_after(30):
+                while b"run_started" not in (cp.read_bytes() if cp.exists() else b""):
+                    await anyio.sleep(0.02)
+                while emu.counters()["in_flight"] == 0:  # the calls are on the wire
+                    await anyio.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            await anyio.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            with anyio.fail_after(20):
+                code = await proc.wait()
+            assert proc.stderr is not None
+            stderr = b""
+            async for chunk in proc.stderr:
+                stderr += chunk
+        text = stderr.decode()
+        assert code == 75, text[-2000:]
+        assert "Traceback" not in text
+        assert f"bulkops resume {cp}" in text
+        run = await bulkops(emu, "resume", cp, "--progress", "off")
+        assert run.code == 3, run.stderr  # Disposed versions cannot be archived
