@@ -19,7 +19,6 @@ Packages reach `on_package` in listing order, one package's versions at a time.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,10 +30,10 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from bulkops.calls import CallRunner, GaveUp
 from bulkops.errors import (
     CallFailed,
     FatalCall,
-    NetworkError,
     Throttled,
     first_error,
 )
@@ -120,7 +119,7 @@ class DiscoveryStats:
 
 
 class _Pacer:
-    """Paced calls with the engine's retry rules, one pace per API operation."""
+    """Paced calls with the engine's retry rules (`CallRunner`), one pace per API operation."""
 
     def __init__(
         self,
@@ -128,46 +127,35 @@ class _Pacer:
         stats: DiscoveryStats,
         sleep: Callable[[float], Awaitable[None]],
     ) -> None:
-        self.settings, self.stats, self._sleep = settings, stats, sleep
+        self.stats = stats
         t = settings.tuning
         self.scopes = {
             "ListPackages": AdaptiveRate("list_packages", settings.list_rate, tuning=t),
             "ListPackageVersions": AdaptiveRate("list_versions", settings.list_rate, tuning=t),
             "DescribePackageVersion": AdaptiveRate("read", settings.read_rate, tuning=t),
         }
-        self._rng = random.Random(settings.seed)
+        self._calls = CallRunner(
+            settings.retry,
+            settings.call_timeout,
+            stopping=lambda: False,  # discovery writes nothing: an interrupt just ends it
+            sleep=sleep,
+            seed=settings.seed,
+            on_retry=self._retried,
+        )
+
+    def _retried(self, failure: CallFailed) -> None:
+        self.stats.retries += 1
+        self.stats.throttled += isinstance(failure, Throttled)
 
     async def call(self, operation: str, fn: Callable[[], Awaitable[T]]) -> T:
-        scope, policy = self.scopes[operation], self.settings.retry
-        deadline = anyio.current_time() + policy.budget
-        failures = 0
-        while True:
-            await scope.acquire()
+        async def counted() -> T:
             self.stats.calls[operation] += 1
-            try:
-                with anyio.fail_after(self.settings.call_timeout):
-                    return_value = await fn()
-            except TimeoutError:
-                failure: CallFailed = NetworkError(f"{operation}: no answer in time")
-            except CallFailed as exc:
-                failure = exc
-            else:
-                scope.on_success()
-                return return_value
-            if isinstance(failure, Throttled):
-                scope.on_throttle()
-                self.stats.throttled += 1
-                delay = max(failure.retry_after or 0.0, policy.delay(1, self._rng))
-            else:
-                failures += 1
-                if failures >= policy.max_attempts:
-                    raise FatalCall(f"{operation} failed {failures} times: {failure}") from failure
-                delay = policy.delay(failures, self._rng)
-            if anyio.current_time() + delay > deadline:
-                raise FatalCall(f"{operation} kept failing for {policy.budget:.0f}s: {failure}")
-            self.stats.retries += 1
-            log.debug("discovery_retry", operation=operation, delay_s=round(delay, 3))
-            await self._sleep(delay)
+            return await fn()
+
+        try:
+            return await self._calls.call(self.scopes[operation], counted)
+        except GaveUp as exc:
+            raise FatalCall(f"{operation} kept failing: {exc.last}") from exc.last
 
 
 class Discovery:
