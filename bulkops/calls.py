@@ -91,11 +91,14 @@ class CallRunner:
         scope: AdaptiveRate,
         fn: Callable[[], Awaitable[T]],
         on_transient: Callable[[], None] = lambda: None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> T:
         """`fn()` under `scope`'s pace, retried as the policy allows.
 
         `on_transient` is told of every 5xx, timeout or dropped connection: such a call
-        may have acted before its answer was lost.
+        may have acted before its answer was lost. `before_send` runs once, after the
+        first rate slot is won and right before the first send: once it has run, the
+        call goes out whatever comes (a stop then waits for it like any call in flight).
         """
         policy = self.policy
         deadline = anyio.current_time() + policy.budget
@@ -103,6 +106,9 @@ class CallRunner:
         while True:
             if not await self.wait(scope.acquire):
                 raise Abandoned
+            if before_send is not None:
+                await before_send()
+                before_send = None
             self._on_call()
             try:
                 with anyio.fail_after(self.call_timeout):

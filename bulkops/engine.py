@@ -92,11 +92,13 @@ class StopSignal:
         self._event = anyio.Event()
         self.reason: str | None = None
         self.tripped = False  # a safety rail (breaker, canary) asked: not a plain interruption
+        self.fatal: FatalCall | None = None  # the error that asked, when one did
 
-    def request(self, reason: str, *, tripped: bool = False) -> None:
+    def request(
+        self, reason: str, *, tripped: bool = False, fatal: FatalCall | None = None
+    ) -> None:
         if self.reason is None:
-            self.reason = reason
-            self.tripped = tripped
+            self.reason, self.tripped, self.fatal = reason, tripped, fatal
         self._event.set()
 
     @property
@@ -231,7 +233,7 @@ class Engine:
                     if self._fatal is None:
                         self._fatal = exc
                     log.error("fatal_call_error", error=str(exc), package=str(item.chunk.ref))
-                    self.stop.request("fatal")
+                    self.stop.request("fatal", fatal=exc)
                     return
 
     async def _run_chunk(self, item: WorkItem, send: ObjectSendStream[_Out]) -> None:
@@ -242,16 +244,21 @@ class Engine:
         def transient() -> None:
             maybe_applied[0] = True
 
-        if self._marks and not maybe_applied[0]:
+        async def mark_dispatched() -> None:  # durable before the chunk's first send
             mark = _Mark(chunk.id, anyio.Event())
             await send.send(mark)
             await mark.done.wait()
+
+        first_send = mark_dispatched if self._marks and not maybe_applied[0] else None
         rounds = 0
         while True:
             attempt += 1
             try:
                 result = await self.calls.call(
-                    self.scope, partial(self.registry.run_chunk, self.spec, chunk), transient
+                    self.scope,
+                    partial(self.registry.run_chunk, self.spec, chunk),
+                    transient,
+                    before_send=first_send,
                 )
             except Abandoned:
                 return
@@ -273,6 +280,7 @@ class Engine:
                     self.stats.chunks_given_up += 1
                     log.warning("chunk_gave_up", package=str(chunk.ref), chunk=chunk.id, **err)
                 return
+            first_send = None  # sent: marked (if it needed a mark) once and for all
             outcome = await self.verdicts.outcome(chunk, result, attempt, maybe_applied[0])
             complete = not outcome.retry
             await send.send((outcome, complete))

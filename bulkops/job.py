@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,14 +237,45 @@ async def run_engine(
     watched by the safety rails; `started` adds to the `run_started` event.
     """
     header = journal.header
+    async with journaled_run(journal, settings, stop, stats, resumed=resumed, **started) as run:
+        engine = Engine(header.spec, registry, writer or journal, settings, stats=stats, stop=stop)
+        run.result = await engine.run(items)
+    assert run.result is not None  # set, or the block raised
+    return run.result
+
+
+@dataclass(slots=True)
+class JournaledRun:
+    """A run between its `run_started` and `run_ended` events; set `result` when it ends."""
+
+    result: RunResult | None = None
+
+
+@asynccontextmanager
+async def journaled_run(
+    journal: Journal,
+    settings: EngineSettings,
+    stop: StopSignal,
+    stats: Stats,
+    *,
+    resumed: bool = False,
+    **started: object,
+) -> AsyncIterator[JournaledRun]:
+    """Journal a run's start, then its end however it ends (cancelled by a second signal
+    included: the end is written in a shielded scope)."""
+    header = journal.header
     stats.versions_total = header.versions
     stats.chunks_total = header.chunks
     await journal.event("run_started", resumed=resumed, **run_knobs(settings), **started)
-    engine = Engine(header.spec, registry, writer or journal, settings, stats=stats, stop=stop)
-    result = await engine.run(items)
-    with anyio.CancelScope(shield=True):  # a second signal must not lose the run's last word
-        await journal.event("run_ended", **run_ending(result))
-    return result
+    run = JournaledRun()
+    try:
+        yield run
+    finally:
+        result = run.result or RunResult(
+            stats, f"{stop.reason or 'error'}, then cancelled", stop.fatal, tripped=stop.tripped
+        )
+        with anyio.CancelScope(shield=True):
+            await journal.event("run_ended", **run_ending(result))
 
 
 def run_knobs(settings: EngineSettings) -> dict[str, object]:

@@ -5,9 +5,9 @@ An `AdaptiveRate` keeps one scope (writes, Copy, reads) at or below its ceiling:
 - every call waits for `acquire()`: calls leave one at a time, in arrival order, 1/rate
   apart, so they are evenly spaced at the current rate instead of bursting; a change of
   rate applies to the very next slot, whoever is already waiting; an aiolimiter leaky
-  bucket of capacity one holds the configured ceiling underneath, whatever the adaptive
-  rate does (aiolimiter's rate is fixed at construction, so it cannot be the adaptive
-  pacer itself: one limiter per rate let the waiters of old ones run beside new ones);
+  bucket holds the configured ceiling underneath over windows of 50 ms, whatever the
+  adaptive rate does (aiolimiter's rate is fixed when it is built, so it cannot be the
+  adaptive pacer itself: one limiter per rate let old limiters' waiters run beside new);
 - a throttled call cuts the rate to a little under what the service accepted since the
   last cut (over the last window at most; by `decrease` when nothing was accepted): once
   per `cooldown`, because the calls already in flight at the old rate will be throttled
@@ -103,7 +103,10 @@ class AdaptiveRate:
             # after an idle spell (or the first call) the grid starts afresh from now.
             self._slot = due if now - due < interval else now
             if self._ceiling_guard is None:  # loop-bound: born in the loop that uses it
-                self._ceiling_guard = AsyncLimiter(1, 1.0 / self.ceiling)
+                # a window of 50 ms (at least one call): a capacity of exactly one call
+                # loses every timer's lateness and costs throughput at the ceiling
+                burst = max(1.0, self.ceiling * 0.05)
+                self._ceiling_guard = AsyncLimiter(burst, burst / self.ceiling)
             # The configured ceiling, held by aiolimiter whatever the adaptive rate does;
             # at a rate under the ceiling the slot above has already waited long enough.
             await self._ceiling_guard.acquire()

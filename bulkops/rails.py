@@ -96,7 +96,7 @@ def check_keep_min(keep_min: int, shortfalls: Iterable[Shortfall]) -> None:
 
 def permanent_failures(outcome: ChunkOutcome) -> int:
     """Versions of an attempt that failed for good (not retried, not settled as done)."""
-    return sum(1 for v in outcome.failed if v not in outcome.retry and v not in outcome.settled)
+    return len(outcome.permanent)
 
 
 @dataclass(slots=True)
@@ -123,7 +123,9 @@ class Breaker:
         bad = permanent_failures(outcome)
         self.versions += done + bad
         self.failed += bad
-        enough = len(self.chunks) >= min(self.min_chunks, total_chunks or self.min_chunks)
+        # a window narrower than min_chunks is a verdict on that window
+        needed = min(self.min_chunks, self.window, total_chunks or self.min_chunks)
+        enough = len(self.chunks) >= needed
         if enough and self.versions and self.failed / self.versions > self.share:
             self.tripped = (
                 f"breaker: {self.failed} of the first {self.versions} versions "

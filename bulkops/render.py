@@ -183,6 +183,7 @@ class _TableWriter:
             ("packages reported", totals.packages),
             ("succeeded", totals.succeeded),
             ("  of which already absent", totals.already_absent),
+            ("  of which already applied", totals.already_applied),
             ("  of which identical copies", totals.identical_copies),
             ("failed (permanent)", totals.permanent_failures),
             ("pending", sum(totals.pending.values())),

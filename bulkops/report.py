@@ -21,13 +21,16 @@ from typing import Any, Literal, TypeAlias
 
 from bulkops.model import FailureMap, Operation, PackageRef, SuccessMap
 
-Outcome: TypeAlias = Literal["succeeded", "already_absent", "identical_copy", "failed", "pending"]
+Outcome: TypeAlias = Literal[
+    "succeeded", "already_absent", "already_applied", "identical_copy", "failed", "pending"
+]
 SUCCEEDED: Outcome = "succeeded"
 ALREADY_ABSENT: Outcome = "already_absent"
+ALREADY_APPLIED: Outcome = "already_applied"  # a lost answer's change found in place
 IDENTICAL_COPY: Outcome = "identical_copy"
 FAILED: Outcome = "failed"
 PENDING: Outcome = "pending"
-DONE_OUTCOMES = frozenset({SUCCEEDED, ALREADY_ABSENT, IDENTICAL_COPY})
+DONE_OUTCOMES = frozenset({SUCCEEDED, ALREADY_ABSENT, ALREADY_APPLIED, IDENTICAL_COPY})
 
 # (outcome, revision or errorCode, status or errorMessage): a tuple per version, not two
 # dicts, keeps a million versions in memory at a fraction of the JSON objects' size.
@@ -90,6 +93,7 @@ class PackageReport:
         out["failedVersions"] = self.failed_versions()
         for key, outcome in (
             ("alreadyAbsentVersions", ALREADY_ABSENT),
+            ("alreadyAppliedVersions", ALREADY_APPLIED),
             ("identicalCopyVersions", IDENTICAL_COPY),
             ("pendingVersions", PENDING),
         ):
@@ -107,6 +111,7 @@ class Totals:
     packages: int = 0
     succeeded: int = 0  # every success, the already-absent and identical copies included
     already_absent: int = 0
+    already_applied: int = 0
     identical_copies: int = 0
     failed: Counter[str] = field(default_factory=Counter)  # permanent, by errorCode
     pending: Counter[str] = field(default_factory=Counter)  # by last errorCode
@@ -118,6 +123,7 @@ class Totals:
             if outcome in DONE_OUTCOMES:
                 self.succeeded += 1
                 self.already_absent += outcome == ALREADY_ABSENT
+                self.already_applied += outcome == ALREADY_APPLIED
                 self.identical_copies += outcome == IDENTICAL_COPY
             else:
                 (self.failed if outcome == FAILED else self.pending)[code] += 1
@@ -143,6 +149,7 @@ class Totals:
             "packages": self.packages,
             "succeeded": self.succeeded,
             "alreadyAbsent": self.already_absent,
+            "alreadyApplied": self.already_applied,
             "identicalCopies": self.identical_copies,
             "failed": self.permanent_failures,
             "failedByCode": dict(sorted(self.failed.items())),
@@ -196,6 +203,8 @@ def merge(
     header = next(it)
     operation = Operation(header["spec"]["operation"])
     absent = "Disposed" if operation is Operation.DISPOSE else "Deleted"
+    # the status a version has once the job's operation is done to it
+    applied = header["spec"].get("targetStatus") or "Disposed"
     open_: dict[PackageRef, PackageReport] = {}
     for i, record in enumerate(it):  # numbered as in last_records
         if record["type"] != "chunk":
@@ -206,13 +215,13 @@ def merge(
         if operation is Operation.DELETE_PACKAGES:
             _apply_package(pkg, record)
         else:
-            _apply_versions(pkg, record, absent)
+            _apply_versions(pkg, record, absent, applied)
         if last is not None and last.get(key) == i:
             yield open_.pop(key)
     yield from open_.values()
 
 
-def _apply_versions(pkg: PackageReport, record: dict[str, Any], absent: str) -> None:
+def _apply_versions(pkg: PackageReport, record: dict[str, Any], absent: str, applied: str) -> None:
     versions, settled, pins = pkg.versions, record["settled"], pkg.pins
     retry = set(record["retry"])
     pins.update(record.get("revisions", ()))
@@ -226,6 +235,9 @@ def _apply_versions(pkg: PackageReport, record: dict[str, Any], absent: str) -> 
         reason = settled.get(v)
         if reason == "already_absent":
             versions[v] = (ALREADY_ABSENT, "", absent)
+            pins.pop(v, None)
+        elif reason == "already_applied":
+            versions[v] = (ALREADY_APPLIED, pins.get(v, ""), applied)
             pins.pop(v, None)
         elif reason == "identical_copy":
             versions[v] = (IDENTICAL_COPY, "", "Published")

@@ -65,7 +65,7 @@ from bulkops.job import (
 from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
 from bulkops.render import render
-from bulkops.report import SUCCEEDED, Totals, merge
+from bulkops.report import ALREADY_APPLIED, SUCCEEDED, Totals, merge
 from bulkops.safety import check_job_caps, rails_from, run_guarded, tripped_message
 from bulkops.statefile import replace_private
 from bulkops.supervisor import supervise
@@ -106,7 +106,9 @@ def write_phase2_manifest(phase1: Path, out: Path) -> int:
         nonlocal n
         for pkg in merge(iter_records(LocalFileStore(phase1))):
             ref = pkg.ref.to_dict()
-            for version in sorted(pkg.with_outcome(SUCCEEDED)):
+            for version in sorted(
+                [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]
+            ):
                 row = {k: v for k, v in ref.items() if v is not None}
                 row["version"] = version
                 n += 1

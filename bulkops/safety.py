@@ -28,7 +28,7 @@ import structlog
 from bulkops.aws import AwsSettings, open_codeartifact
 from bulkops.discover import Discovery, DiscoverySettings, Listing, PackageVersions
 from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
-from bulkops.job import Prepared, run_ending, run_knobs, run_new, work_items
+from bulkops.job import Prepared, journaled_run, run_new, work_items
 from bulkops.journal import Journal, JournalHeader, LocalFileStore, create_journal
 from bulkops.manifest import ManifestSummary, read_targets
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
@@ -160,14 +160,12 @@ async def run_guarded(
     async with open_codeartifact(aws) as registry:
         await check_job_keep_min(registry, header, summary, rails.keep_min, discovery)
         journal = await create_journal(LocalFileStore(checkpoint), header)
-        async with journal:
-            await journal.event(
-                "run_started",
-                resumed=False,
-                canary=rails.canary,
-                breaker=rails.breaker,
-                **run_knobs(settings),
-            )
+        async with (
+            journal,
+            journaled_run(
+                journal, settings, stop, stats, canary=rails.canary, breaker=rails.breaker
+            ) as run,
+        ):
             breaker = (
                 Breaker(rails.breaker, rails.breaker_window) if rails.breaker is not None else None
             )
@@ -193,7 +191,7 @@ async def run_guarded(
             if writer.tripped is not None and not result.tripped:
                 # tripped while draining another stop: the verdict still stands
                 result.stopped, result.tripped = writer.tripped, True
-            await journal.event("run_ended", **run_ending(result))
+            run.result = result
     return result
 
 

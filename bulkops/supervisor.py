@@ -44,7 +44,9 @@ def supervise(
             result = await start(stop, stats)
             tg.cancel_scope.cancel()
         if result is None:  # a second signal cancelled the run itself: still resumable
-            return RunResult(stats, stopped=f"{stop.reason}, then cancelled")
+            return RunResult(
+                stats, f"{stop.reason}, then cancelled", stop.fatal, tripped=stop.tripped
+            )
         return result
 
     try:
@@ -54,10 +56,12 @@ def supervise(
 
 
 async def _watch_signals(stop: StopSignal, scope: anyio.CancelScope) -> None:
+    received = 0  # signals, not stops: a rail or an error that stopped the run is no signal
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             name = signal.Signals(signum).name
-            if stop.requested:
+            received += 1
+            if received > 1:
                 log.warning("second_signal", signal=name, note="cancelling without drain")
                 scope.cancel()
                 return

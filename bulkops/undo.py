@@ -27,7 +27,7 @@ from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.journal_format import JournalHeader
 from bulkops.manifest import detect_format, file_sha256
 from bulkops.model import Operation
-from bulkops.report import SUCCEEDED, merge
+from bulkops.report import ALREADY_APPLIED, SUCCEEDED, merge
 from bulkops.statefile import replace_private
 
 REVERSIBLE = ("Published", "Unlisted", "Archived")
@@ -83,7 +83,7 @@ def make_undo(checkpoint: Path) -> UndoPlan:
     changed: dict[Key, str] = {}  # version -> revision the job left it at
     for pkg in merge(iter_records(store)):
         r = pkg.ref
-        for version in pkg.with_outcome(SUCCEEDED):
+        for version in [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]:
             revision = pkg.versions[version][1]
             changed[(r.format, r.namespace or "", r.package, version)] = revision
     previous: dict[Key, str] = {}

@@ -17,6 +17,7 @@ from functools import partial
 import structlog
 
 from bulkops.calls import Abandoned, CallRunner, GaveUp
+from bulkops.errors import FatalCall
 from bulkops.limits import AdaptiveRate
 from bulkops.model import (
     CallResult,
@@ -102,12 +103,21 @@ class Verdicts:
         return await self.calls.call(self.read_scope, fn)
 
     async def _has_wanted_status(self, chunk: Chunk, version: str) -> bool | None:
-        """Whether the version already has the status the job gives; None: unknown now."""
+        """Whether the version already has the status the job gives, and the revision the
+        job pinned if it pinned one (a changed version is never done); None: unknown now."""
         try:
             state = await self._describe(self.spec.repository, chunk, version)
         except (GaveUp, Abandoned):
             return None
-        return state is not None and state.status == self.wanted
+        except FatalCall as exc:  # e.g. no DescribePackageVersion permission: keep the answer
+            log.warning("status_check_refused", package=str(chunk.ref), error=str(exc))
+            return False
+        pin = chunk.revisions.get(version)
+        return (
+            state is not None
+            and state.status == self.wanted
+            and (pin is None or state.revision == pin)
+        )
 
     async def _identical_copy(self, chunk: Chunk, version: str) -> bool | None:
         """Whether the destination holds the source's revision; None: unknown now."""
@@ -123,4 +133,7 @@ class Verdicts:
             return None
         except Abandoned:
             return None
+        except FatalCall as exc:  # e.g. no DescribePackageVersion permission: keep the answer
+            log.warning("copy_check_refused", package=str(chunk.ref), error=str(exc))
+            return False
         return source is not None and dest is not None and dest.revision == source

@@ -136,5 +136,26 @@ async def test_a_second_signal_cancels_calls_in_flight_and_still_exits_75(tmp_pa
         assert code == 75, text[-2000:]
         assert "Traceback" not in text
         assert f"bulkops resume {cp}" in text
+        assert b'"kind":"run_ended"' in cp.read_bytes().splitlines()[-1]  # its last word kept
         run = await bulkops(emu, "resume", cp, "--progress", "off")
         assert run.code == 3, run.stderr  # Disposed versions cannot be archived
+
+
+async def test_status_updates_whose_answers_were_lost_end_done_and_exit_0(tmp_path: Path) -> None:
+    lossy = FaultConfig(lost_rate=0.5, seed=5)
+    async with run_emulator(generate=(4, 30), quotas=QuotaConfig.off(), faults=lossy) as emu:
+        published = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(published))
+        cp = tmp_path / "cp.journal"
+        run = await bulkops(
+            emu, "set-status", "--domain", "acme", "--repository", "main", "--manifest",
+            manifest, "--target-status", "Archived", "--expected-status", "Published",
+            "--chunk-size", "5", "--checkpoint", cp, "--execute",
+        )  # fmt: skip
+        assert run.code == 0, run.stderr
+        assert {emu.versions("main")[k].status for k in published} == {"Archived"}
+        lines = report_lines((await bulkops(emu, "report", cp, "--format", "jsonl")).stdout)
+        applied = [v for line in lines for v in line.get("alreadyAppliedVersions", [])]
+        assert applied  # the lost answers' changes were found in place
+        assert all(not line["failedVersions"] for line in lines)
+        assert sum(len(line["successfulVersions"]) for line in lines) == len(published)

@@ -250,6 +250,42 @@ async def test_a_stop_ends_waits_for_a_rate_slot_at_once() -> None:
             result = await engine.run(WorkItem(c) for c in chunks)
     assert result.stopped == "SIGTERM"
     assert len(reg.sent) == 1
+    assert journal.dispatched == [reg.sent[0][0]]  # only the chunk really sent is marked
+
+
+async def test_a_lost_update_whose_version_changed_revision_is_not_counted_done() -> None:
+    reg = FakeRegistry(script=["lose"])
+    revision = reg.add("main", REF_A, "1.0.0")
+    chunk = Chunk.build(REF_A, ("1.0.0",), {"1.0.0": revision})
+    job = spec(Operation.SET_STATUS, target_status="Archived", expected_status="Published")
+    reg.script.append(None)
+    # between the lost answer and the retry someone republishes it (new revision) archived
+    inner = reg.run_chunk
+
+    async def republish_then(job_: JobSpec, c: Chunk) -> Any:
+        try:
+            return await inner(job_, c)
+        finally:
+            reg.versions[("main", REF_A, "1.0.0")] = ["Archived", "rev-NEW"]
+
+    reg.run_chunk = republish_then  # type: ignore[method-assign]
+    result, journal, _ = await run(reg, [chunk], job=job)
+    assert outcomes(journal)[-1].settled == {}
+    assert result.stats.versions_failed == 1
+
+
+async def test_a_refused_status_check_keeps_the_answer_as_a_failure() -> None:
+    reg = FakeRegistry(script=["lose"])
+    chunks = chunks_for(reg, REF_A, 3)
+
+    async def refused(*_: Any) -> None:
+        raise AccessDenied("no DescribePackageVersion")
+
+    reg.describe_version = refused  # type: ignore[method-assign]
+    job = spec(Operation.SET_STATUS, target_status="Archived", expected_status="Published")
+    result, journal, _ = await run(reg, chunks, job=job)
+    assert result.fatal is None
+    assert outcomes(journal)[-1].permanent == ["1.0.0", "1.0.1", "1.0.2"]
 
 
 async def test_concurrency_bounds_calls_in_flight() -> None:

@@ -278,3 +278,11 @@ async def test_a_failing_canary_in_a_safe_delete_exits_3(tmp_path: Path) -> None
         assert run.code == 3, run.stderr
         assert "A safety rail stopped the job (canary: " in run.stderr
         assert len(emu.versions("main")) == 20
+
+
+def test_a_breaker_window_narrower_than_its_minimum_still_trips() -> None:
+    breaker = Breaker(0.2, window=2)
+    ref = PackageRef("npm", None, "x")
+    bad = {"1": {"errorCode": "NOT_FOUND", "errorMessage": "absent"}}
+    verdicts = [breaker.observe(ChunkOutcome(f"c{i}", ref, 1, failed=bad), 20) for i in range(4)]
+    assert verdicts[1] is not None

@@ -135,6 +135,7 @@ def test_totals_count_every_outcome_and_what_never_started() -> None:
         "packages": 2,
         "succeeded": 4,
         "alreadyAbsent": 1,
+        "alreadyApplied": 0,
         "identicalCopies": 0,
         "failed": 1,
         "failedByCode": {"MISMATCHED_STATUS": 1},
@@ -350,3 +351,20 @@ def test_chunks_of_a_package_merge_into_one_report() -> None:
     reports = list(merge(records, last))
     assert [p.ref for p in reports] == [B, A]
     assert reports[1].successful_versions() == ok("1", "2")
+
+
+def test_already_applied_status_update_is_successful_with_the_target_status() -> None:
+    spec = JobSpec(Operation.SET_STATUS, "dom", "repo", target_status="Archived")
+    head = {"type": "header", **JournalHeader.new(spec, versions=2).to_dict()}
+    records = [
+        head,
+        rec(A, 2, True, successful=ok("1", status="Archived"),
+            failed=fail("MISMATCHED_STATUS", "2"), settled={"2": "already_applied"}),
+    ]  # fmt: skip
+    a = merged(records)[A]
+    assert a.successful_versions()["2"] == {"status": "Archived"}
+    assert a.failed_versions() == {}
+    assert a.to_dict()["alreadyAppliedVersions"] == ["2"]
+    totals = totals_of({A: a}, expected=2)
+    assert totals.already_applied == 1
+    assert not totals.has_permanent_failures
