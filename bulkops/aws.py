@@ -7,6 +7,7 @@ engine alone decides when and whether to send again.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -98,8 +99,14 @@ async def open_codeartifact(settings: AwsSettings) -> AsyncIterator[AwsRegistry]
                     "codeartifact", endpoint_url=settings.endpoint_url, config=_config(settings)
                 )
             )
+            # Resolved now, not at the first call: a job without credentials leaves no journal.
+            found = session.get_credentials()
+            if inspect.isawaitable(found):
+                found = await found
         except BotoCoreError as exc:
             raise setup_error(exc) from exc
+        if found is None:
+            raise AccessDenied("no AWS credentials found (environment, profile, or role)")
         yield AwsRegistry(client)
 
 

@@ -200,6 +200,17 @@ def test_a_failing_credential_process_exits_77(tmp_path: Path) -> None:
     assert not (tmp_path / "cp.journal").exists()  # the client comes before the journal
 
 
+def test_no_credentials_at_all_exits_77_before_any_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    run = _cli(tmp_path, "--region", "us-east-1")
+    assert run.returncode == EXIT_ACCESS_DENIED, run.stderr
+    assert "no AWS credentials" in run.stderr
+    assert not (tmp_path / "cp.journal").exists()
+
+
 # ---- a package that does not exist is per-version data, not a fatal error -------------
 
 
