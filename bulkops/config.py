@@ -14,14 +14,14 @@ Precedence is click's own: command-line flags > `BULKOPS_*` environment variable
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bulkops.errors import UsageError
 from bulkops.model import STATUSES, TARGET_STATUSES
+from bulkops.tomlfile import load_model
 
 StatusName = Literal["Published", "Unfinished", "Unlisted", "Archived", "Disposed", "Deleted"]
 TargetName = Literal["Published", "Unlisted", "Archived"]
@@ -90,23 +90,7 @@ _PATH_KEYS = ("manifest", "checkpoint")
 
 def load_job_file(path: Path) -> JobFile:
     """Read and validate a job file; errors name the file, the key and the reason."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"config {path}: no such file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config {path}: not valid TOML: {exc}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"config {path}: cannot read: {exc}") from exc
-    try:
-        return JobFile.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            reason = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"config {path}: key {key!r}: {reason}")
-        raise UsageError("\n".join(problems)) from exc
+    return load_model(path, JobFile, "config")
 
 
 def default_map(job: JobFile, base: Path, command: str) -> dict[str, Any]:

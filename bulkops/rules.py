@@ -24,7 +24,6 @@ version (globs), version_regex (whole version), version_range, prerelease.
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -42,6 +41,7 @@ from pydantic import (
 from bulkops.errors import UsageError
 from bulkops.model import FORMATS, Format, Status
 from bulkops.ranges import parse_range
+from bulkops.tomlfile import problems, read_toml
 
 OriginType = Literal["INTERNAL", "EXTERNAL", "UNKNOWN"]
 _AGE = re.compile(r"(\d+)\s*([smhdwy])")
@@ -166,38 +166,13 @@ class RuleSpec(BaseModel):
     keep: Keep = Field(default_factory=Keep)
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _reasons(exc: ValidationError) -> list[tuple[str, str]]:
-    found = []
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not str(p).startswith(("function-", "list[")))
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif err["type"] in ("literal_error", "enum"):
-            message += f" (got {err['input']!r})"
-        found.append((_where(loc), message))
-    return found
-
-
 def load_rule_file(path: Path) -> RuleSpec:
     """The rules of a TOML file; UsageError naming file, key and reason when they are wrong."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read rules file {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, "rules file")
     try:
         return RuleSpec.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{path}: {key}: {reason}" for key, reason in _reasons(exc)]
+        lines = [f"{path}: {key}: {reason}" for key, reason in problems(exc)]
         raise UsageError("\n".join(lines)) from None
 
 
@@ -208,7 +183,7 @@ def rules_from_flags(select: dict[str, Any], keep: dict[str, Any]) -> RuleSpec:
         return RuleSpec(select=[Match(name="flags", **chosen)], keep=Keep(**keep))
     except ValidationError as exc:
         lines = []
-        for key, reason in _reasons(exc):
+        for key, reason in problems(exc):
             if key == "(top level)" and ": " in reason:  # a check across fields names its own
                 key, reason = reason.split(": ", 1)
             flag = "--" + key.rsplit(".", 1)[-1].split("[")[0].replace("_", "-")
