@@ -15,8 +15,11 @@ from bulkops.engine import EngineSettings
 from bulkops.errors import BulkopsError
 from bulkops.job import CHECKPOINT_DIR
 from bulkops.limits import RetryPolicy
+from bulkops.model import MAX_CHUNK_SIZE
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+_ENGINE = EngineSettings()  # the one place run defaults live; the options show them
 
 
 def with_options(*options: Decorator) -> Decorator:
@@ -111,7 +114,7 @@ def job_options() -> list[Decorator]:
         click.option(
             "--chunk-size",
             type=click.IntRange(1, 100),
-            default=100,
+            default=MAX_CHUNK_SIZE,
             show_default=True,
             envvar=_env("chunk_size"),
             help="Versions per call (the API takes at most 100).",
@@ -125,7 +128,7 @@ def run_options() -> list[Decorator]:
         click.option(
             "--concurrency",
             type=click.IntRange(1, 256),
-            default=16,
+            default=_ENGINE.concurrency,
             show_default=True,
             envvar=_env("concurrency"),
             help="Calls in flight at once.",
@@ -133,7 +136,7 @@ def run_options() -> list[Decorator]:
         click.option(
             "--rate",
             type=click.FloatRange(min=0.1),
-            default=100.0,
+            default=_ENGINE.rate,
             show_default=True,
             envvar=_env("rate"),
             help="Ceiling for write calls per second (Delete, Dispose, UpdateStatus, "
@@ -142,7 +145,7 @@ def run_options() -> list[Decorator]:
         click.option(
             "--copy-rate",
             type=click.FloatRange(min=0.1),
-            default=5.0,
+            default=_ENGINE.copy_rate,
             show_default=True,
             envvar=_env("copy_rate"),
             help="Ceiling for CopyPackageVersions calls per second (quota 5/s).",
@@ -150,7 +153,7 @@ def run_options() -> list[Decorator]:
         click.option(
             "--grace-period",
             type=click.FloatRange(min=0),
-            default=20.0,
+            default=_ENGINE.grace_period,
             show_default=True,
             envvar=_env("grace_period"),
             help="Seconds calls in flight may take to finish after SIGINT/SIGTERM.",
@@ -164,7 +167,7 @@ def run_options() -> list[Decorator]:
         click.option(
             "--call-timeout",
             type=click.FloatRange(min=0.1),
-            default=60.0,
+            default=_ENGINE.call_timeout,
             show_default=True,
             envvar=_env("call_timeout"),
             help="Seconds one call may take before it is retried.",
@@ -172,7 +175,7 @@ def run_options() -> list[Decorator]:
         click.option(
             "--max-attempts",
             type=click.IntRange(1, 100),
-            default=8,
+            default=_ENGINE.retry.max_attempts,
             show_default=True,
             envvar=_env("max_attempts"),
             help="Calls per chunk for server errors, timeouts and dropped connections.",
