@@ -161,10 +161,12 @@ async def run_bulkops(
         target_status=spec.target_status if op is Operation.SET_STATUS else None,
     )
     workdir = Path(spec.workdir)
-    prepared = prepare(job, spec.manifest, manifest_format="jsonl", spool_dir=workdir)
+    checkpoint = workdir / f"{spec.client}.journal"
+    prepared = prepare(
+        job, spec.manifest, manifest_format="jsonl", spool_dir=workdir, checkpoint=checkpoint
+    )
     settings, aws = _settings(spec)
     stop, stats = StopSignal(), Stats()
-    checkpoint = workdir / f"{spec.client}.journal"
     async with anyio.create_task_group() as tg:
         if spec.client == "bulkops-run-new":
             rec.ready(announce)
@@ -189,7 +191,7 @@ async def run_bulkops(
                 rec.ready(announce)
                 if spec.deadline:
                     tg.start_soon(_stop_after, stop, spec.deadline)
-                await engine.run(work_items(header, prepared.summary, None, stats))
+                await engine.run(work_items(header, checkpoint, None, stats))
             rec.extra["journal"] = timed.summary(header.chunks)
             rec.extra["rate_final"] = engine.scope.rate
             rec.extra["rate_cuts"] = engine.scope.cuts

@@ -141,7 +141,9 @@ async def _run_step(
         click.echo("nothing to do in this repository")
         return True
     _write_manifest(manifest, rows)
-    prepared = prepare(step.spec, str(manifest), manifest_format="jsonl", spool_dir=workdir)
+    prepared = prepare(
+        step.spec, str(manifest), manifest_format="jsonl", spool_dir=workdir, checkpoint=checkpoint
+    )
     header = header_for(prepared)
     aws = AwsSettings(
         region="us-east-1",

@@ -65,6 +65,10 @@ class JournalCorrupt(BulkopsError):
         super().__init__(f"journal {path} is corrupt at line {line}: {reason}")
 
 
+class ChunkListCorrupt(BulkopsError):
+    """A job's chunk list is missing, damaged, or not the one its journal was started with."""
+
+
 class FatalCall(BulkopsError):
     """A call failure after which every later call would fail the same way."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +14,7 @@ import structlog
 
 from bulkops.apimodel import violation
 from bulkops.aws import AwsSettings, open_codeartifact
+from bulkops.chunklist import chunk_list_path, read_chunks
 from bulkops.engine import (
     Engine,
     EngineSettings,
@@ -23,7 +24,7 @@ from bulkops.engine import (
     StopSignal,
     WorkItem,
 )
-from bulkops.errors import ManifestChanged, UsageError
+from bulkops.errors import ChunkListCorrupt, ManifestChanged, UsageError
 from bulkops.journal import (
     Journal,
     JournalHeader,
@@ -34,9 +35,8 @@ from bulkops.journal import (
     read_header,
 )
 from bulkops.log import redact_text
-from bulkops.manifest import ManifestSummary, file_sha256, read_targets, scan_manifest, spool_stdin
+from bulkops.manifest import ManifestSummary, file_sha256, scan_manifest, spool_stdin
 from bulkops.model import JobSpec, Operation
-from bulkops.plan import make_chunks
 from bulkops.registry import Registry
 
 log = structlog.get_logger("bulkops.job")
@@ -52,11 +52,19 @@ def default_checkpoint(spec: JobSpec, directory: Path = CHECKPOINT_DIR) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated job, ready to plan or run."""
+    """A validated job, ready to plan or run (with a chunk list when prepared for a run)."""
 
     spec: JobSpec
     summary: ManifestSummary
     manifest: Path
+
+    def discard(self, *, spooled: bool) -> None:
+        """Remove what preparing wrote, for a job refused before its journal exists:
+        the chunk list, and the manifest too when it is a spooled stdin."""
+        if self.summary.chunk_list is not None:
+            self.summary.chunk_list.path.unlink(missing_ok=True)
+        if spooled:
+            self.manifest.unlink(missing_ok=True)
 
 
 def check_spec(spec: JobSpec) -> None:
@@ -80,8 +88,12 @@ def prepare(
     *,
     manifest_format: str | None,
     spool_dir: Path,
+    checkpoint: Path | None = None,
 ) -> Prepared:
-    """Validate the job and its manifest; stdin (`-`) is first spooled into `spool_dir`."""
+    """Validate the job and its manifest; stdin (`-`) is first spooled into `spool_dir`.
+
+    With `checkpoint` (a run, not a dry run), the job's chunk list is written beside it.
+    """
     check_spec(spec)
     if manifest == "-":
         spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -97,14 +109,19 @@ def prepare(
         domain=spec.domain,
         repository=spec.repository,
         chunk_size=spec.chunk_size,
+        chunks_to=None if checkpoint is None else chunk_list_path(checkpoint),
     )
     if summary.targets == 0:
+        if summary.chunk_list is not None:
+            summary.chunk_list.path.unlink(missing_ok=True)
         raise UsageError(f"manifest {path} names nothing to do")
     return Prepared(spec, summary, path.resolve())
 
 
 def header_for(prepared: Prepared) -> JournalHeader:
     s = prepared.summary
+    if s.chunk_list is None:
+        raise ValueError("header_for needs a job prepared for a run (prepare(checkpoint=...))")
     return JournalHeader.new(
         prepared.spec,
         manifest_path=str(prepared.manifest),
@@ -113,11 +130,16 @@ def header_for(prepared: Prepared) -> JournalHeader:
         packages=s.packages,
         versions=s.versions or s.packages,
         chunks=s.chunks,
+        chunk_list=s.chunk_list.path.name,
+        chunk_list_sha256=s.chunk_list.sha256,
     )
 
 
-def check_manifest(header: JournalHeader) -> ManifestSummary:
-    """The journal's manifest, proven unchanged and valid again before anything is sent."""
+def check_manifest(header: JournalHeader) -> None:
+    """Refuse to go on with a job whose manifest changed since the job started.
+
+    The chunks themselves come from the job's chunk list, checked by its own digest.
+    """
     path = Path(header.manifest_path or "")
     if not path.is_file():
         raise UsageError(f"the job's manifest {path} is gone; resume needs it where it was")
@@ -128,36 +150,16 @@ def check_manifest(header: JournalHeader) -> ManifestSummary:
             f"(sha256 {digest[:12]}…, journal has {(header.manifest_sha256 or '')[:12]}…); "
             "start a new job for the new manifest"
         )
-    spec = header.spec
-    return scan_manifest(
-        path,
-        operation=spec.operation,
-        manifest_format=header.manifest_format,
-        domain=spec.domain,
-        repository=spec.repository,
-        chunk_size=spec.chunk_size,
-    )
 
 
 def work_items(
-    header: JournalHeader, summary: ManifestSummary, state: JournalState | None, stats: Stats
+    header: JournalHeader, checkpoint: Path, state: JournalState | None, stats: Stats
 ) -> Iterator[WorkItem]:
-    """The chunks still to send, rebuilt from the manifest; done ones are counted, not sent."""
+    """The chunks still to send, read from the job's chunk list; done ones are counted, not sent."""
     spec = header.spec
-    targets = read_targets(
-        Path(header.manifest_path or ""),
-        operation=spec.operation,
-        manifest_format=header.manifest_format,
-        domain=spec.domain,
-        repository=spec.repository,
-        expected_sha256=header.manifest_sha256,
-    )
-    chunks = make_chunks(
-        targets,
-        operation=spec.operation,
-        chunk_size=spec.chunk_size,
-        package_sizes=summary.package_sizes.get,
-    )
+    if header.chunk_list is None or header.chunk_list_sha256 is None:
+        raise ChunkListCorrupt(f"the journal {checkpoint} names no chunk list to run")
+    chunks = read_chunks(checkpoint.with_name(header.chunk_list), header.chunk_list_sha256)
     for chunk in chunks:
         if state is None:
             yield WorkItem(chunk)
@@ -188,11 +190,24 @@ async def run_new(
 
     The client comes first: a bad region, profile or credentials leave no journal behind.
     """
-    async with open_codeartifact(aws) as registry:
-        journal = await create_journal(LocalFileStore(checkpoint), header)
-        async with journal:
-            items = work_items(header, prepared.summary, None, stats)
-            return await run_engine(journal, registry, items, settings, stop, stats)
+    with chunk_list_kept_by_journal(checkpoint, header):
+        async with open_codeartifact(aws) as registry:
+            journal = await create_journal(LocalFileStore(checkpoint), header)
+            async with journal:
+                items = work_items(header, checkpoint, None, stats)
+                return await run_engine(journal, registry, items, settings, stop, stats)
+
+
+@contextmanager
+def chunk_list_kept_by_journal(checkpoint: Path, header: JournalHeader) -> Iterator[None]:
+    """Around a new job's start: if it fails before its journal exists, nothing will
+    resume it, so its chunk list is removed too."""
+    try:
+        yield
+    except BaseException:
+        if not checkpoint.exists() and header.chunk_list is not None:
+            checkpoint.with_name(header.chunk_list).unlink(missing_ok=True)
+        raise
 
 
 async def run_resume(
@@ -207,7 +222,7 @@ async def run_resume(
     if not store.exists():
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     header = read_header(store)
-    summary = check_manifest(header)
+    check_manifest(header)
     async with open_codeartifact(aws) as registry, open_journal(store) as (journal, state):
         log.info(
             "resuming",
@@ -215,7 +230,7 @@ async def run_resume(
             records=state.records,
             torn_line=state.torn_line,
         )
-        items = work_items(header, summary, state, stats)
+        items = work_items(header, checkpoint, state, stats)
         return await run_engine(journal, registry, items, settings, stop, stats, resumed=True)
 
 

@@ -1,10 +1,11 @@
 """The journal's on-disk format: its records, how they are encoded, read and checked.
 
-Records, one JSON object per line (compact separators, ASCII, each line ending in "\\n"):
+Records, one JSON object per line (compact, UTF-8, each line ending in "\\n"):
 
-    {"type":"header","formatVersion":1,"jobId":…,"createdAt":…,"bulkopsVersion":…,
+    {"type":"header","formatVersion":2,"jobId":…,"createdAt":…,"bulkopsVersion":…,
      "spec":{JobSpec.to_dict()},"manifest":{"path","format","sha256"},
-     "totals":{"packages","versions","chunks"}}                          first line, once
+     "chunkList":{"file","sha256"},"totals":{"packages","versions","chunks"}}
+                                                                         first line, once
     {"type":"chunk","at":…,"chunk":id,"ref":{"format","namespace","package"},"attempt":n,
      "complete":bool,"successfulVersions":{…},"failedVersions":{…},"settled":{v: reason},
      "retry":[v…],"error":{…}|null[,"revisions":{v: revision}]
@@ -17,11 +18,12 @@ leaves every version of the chunk final. An attempt whose whole call failed carr
 `error` (preferably `{"errorCode","errorMessage"}`) and lists its versions in `retry`.
 `revisions` keeps the pinned revisions of the versions the attempt did not finish, so a
 manifest of failures keeps their guard. Optional keys are written only when set.
+`chunkList` names the job's chunk list (`bulkops.chunklist`), a file beside the journal.
+Format 2 added the `dispatch` record and the chunk list; format 1 journals are refused.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Generator, Iterator
 from contextlib import closing
@@ -29,12 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from bulkops import __version__
 from bulkops.errors import JournalCorrupt
 from bulkops.journal_store import JournalStore
 from bulkops.model import ChunkOutcome, JobSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Field types a chunk record must have; checked on every read (cheap, and names the line).
 _CHUNK_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -55,7 +59,7 @@ def now() -> str:
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+    return orjson.dumps(record) + b"\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ class JournalHeader:
     manifest_path: str | None = None
     manifest_format: str | None = None
     manifest_sha256: str | None = None
+    chunk_list: str | None = None  # the chunk list's file name, in the journal's directory
+    chunk_list_sha256: str | None = None
     packages: int = 0
     versions: int = 0
     chunks: int = 0
@@ -91,12 +97,19 @@ class JournalHeader:
                 "format": self.manifest_format,
                 "sha256": self.manifest_sha256,
             },
+            "chunkList": {"file": self.chunk_list, "sha256": self.chunk_list_sha256},
             "totals": {"packages": self.packages, "versions": self.versions, "chunks": self.chunks},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> JournalHeader:
         manifest, totals = d.get("manifest") or {}, d.get("totals") or {}
+        chunk_list = d.get("chunkList") or {}
+        name = chunk_list.get("file")
+        if name is not None and (
+            not isinstance(name, str) or "/" in name or name in ("", ".", "..")
+        ):
+            raise ValueError(f"chunk list {name!r} is not a file name")
         return cls(
             spec=JobSpec.from_dict(d["spec"]),
             job_id=str(d["jobId"]),
@@ -104,6 +117,8 @@ class JournalHeader:
             manifest_path=manifest.get("path"),
             manifest_format=manifest.get("format"),
             manifest_sha256=manifest.get("sha256"),
+            chunk_list=name,
+            chunk_list_sha256=chunk_list.get("sha256"),
             packages=int(totals.get("packages", 0)),
             versions=int(totals.get("versions", 0)),
             chunks=int(totals.get("chunks", 0)),
@@ -194,7 +209,7 @@ class RecordReader:
                 bad = (self.lines, "incomplete last line")
                 continue
             try:
-                obj = json.loads(raw)
+                obj = orjson.loads(raw)
             except ValueError as exc:
                 bad = (self.lines, f"unparsable record: {exc}")
                 continue

@@ -1,9 +1,9 @@
-"""Read and validate manifests (JSON Lines or CSV): stream targets, report errors by line and field.
+"""Read and validate manifests (JSON Lines or CSV): plan their chunks, report errors by line.
 
-A manifest is read twice: `scan_manifest` validates every row and counts what the job
-will do, then `read_targets` streams the same rows to the planner. Neither holds the
-rows; duplicate detection keeps 64-bit digests in flat arrays (~16 bytes a target).
-Rows are parsed and checked in `manifest_rows`; the digest tables live in `digests`.
+`scan_manifest` reads a manifest once (twice if it is not grouped by package), validates
+every row, collapses repeats and plans the chunks, writing them for a run as the job's
+chunk list (`bulkops.chunklist`): the run and its resumes never read the manifest
+again. Rows are parsed and checked in `manifest_rows`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from io import BufferedReader
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, TextIO
 
-from bulkops.digests import Dedup, PackageSizes
-from bulkops.errors import ManifestChanged, ManifestError, UsageError
+import orjson
+
+from bulkops.chunklist import ChunkList, ChunkListWriter
+from bulkops.errors import ManifestError, UsageError
 from bulkops.manifest_rows import COLUMNS, FIELDS, ManifestFormat, RowValidator, parse_rows
-from bulkops.model import MAX_CHUNK_SIZE, Operation, Target
+from bulkops.model import MAX_CHUNK_SIZE, Operation, PackageRef, Target
 
 __all__ = [
     "COLUMNS",
@@ -33,7 +37,6 @@ __all__ = [
     "ManifestFormat",
     "ManifestInvalid",
     "ManifestSummary",
-    "PackageSizes",
     "detect_format",
     "file_sha256",
     "read_targets",
@@ -69,7 +72,7 @@ class ManifestInvalid(ManifestError):
 
 @dataclass(frozen=True, slots=True)
 class ManifestSummary:
-    """What one validation pass found; `package_sizes` feeds `plan.make_chunks`."""
+    """What validating a manifest found, and the chunk list it wrote for a run."""
 
     path: str
     manifest_format: ManifestFormat
@@ -87,7 +90,7 @@ class ManifestSummary:
     revisions_pinned: int
     domain: str | None  # the value the rows' domain column names, if any
     repository: str | None
-    package_sizes: PackageSizes = field(repr=False, compare=False, hash=False)
+    chunk_list: ChunkList | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for dry runs and the journal header."""
@@ -162,62 +165,242 @@ def scan_manifest(
     domain: str | None = None,
     repository: str | None = None,
     chunk_size: int = MAX_CHUNK_SIZE,
+    chunks_to: Path | None = None,
 ) -> ManifestSummary:
-    """Validate every row and count the job; raise one error listing up to 20 bad rows."""
+    """Validate every row and plan the job's chunks; raise one error listing up to 20 bad rows.
+
+    With `chunks_to`, the chunks are written there as the job's chunk list (see
+    `bulkops.chunklist`), which the run and its resumes read instead of the manifest.
+    A manifest grouped by package (as `bulkops plan` and `report --failed-only` write
+    them) is read once, holding one package's versions at a time. One that names a
+    package again after others is read a second time, its rows spilled to per-package
+    buckets on disk first, so memory stays bounded by a bucket whatever the order.
+    """
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise UsageError(f"chunk size must be 1..{MAX_CHUNK_SIZE} (got {chunk_size})")
     fmt = detect_format(path, manifest_format)
-    check = RowValidator(str(path), operation, domain, repository)
-    dedup = Dedup(str(path))
-    sizes = PackageSizes()
-    problems: list[ManifestError] = []
-    rows = invalid = targets = duplicates = pinned = 0
-    duplicate_lines: list[int] = []
-    formats: dict[str, int] = {}
-    sha = hashlib.sha256()
-    with _open(path) as f:
-        for line, row in parse_rows(str(path), fmt, operation, _hashed_lines(f, sha)):
-            rows += 1
-            try:
-                if isinstance(row, ManifestError):
-                    raise row
-                target = check.target(line, row)
-                if not dedup.first(line, target):
-                    duplicates += 1
-                    if len(duplicate_lines) < MAX_DUPLICATE_LINES:
-                        duplicate_lines.append(line)
-                    continue
-            except ManifestError as exc:  # keep going: users fix a file in one go
-                invalid += 1
-                if len(problems) < MAX_ERRORS:
-                    problems.append(exc)
-                continue
-            targets += 1
-            sizes.add(target.ref)
-            formats[target.ref.format] = formats.get(target.ref.format, 0) + 1
-            pinned += target.revision is not None
-        sha.update(f.read())  # bytes after a fatal CSV error still belong to the file
-    if problems:
-        raise problems[0] if invalid == 1 else ManifestInvalid(problems, invalid)
+    scan = _Scan(path, fmt, operation, domain, repository)
+    writer = ChunkListWriter(chunks_to) if chunks_to is not None else None
+    try:
+        planner = _Planner(str(path), operation, chunk_size, writer)
+        try:
+            grouped = _Grouped(planner)
+            scan.run(grouped)
+            grouped.finish()
+        except _Scattered:
+            if writer is not None:
+                writer.abort()
+                writer = ChunkListWriter(writer.path)
+            planner = _Planner(str(path), operation, chunk_size, writer)
+            spill_dir = None if writer is None else writer.path.parent
+            with tempfile.TemporaryDirectory(prefix=".bulkops-spill-", dir=spill_dir) as tmp:
+                buckets = _Buckets(Path(tmp), path.stat().st_size)
+                with buckets:
+                    scan = _Scan(path, fmt, operation, domain, repository)
+                    scan.run(buckets.add)
+                buckets.replay(planner, scan)
+        if scan.problems:
+            problems = sorted(scan.problems, key=lambda p: p.line or 0)[:MAX_ERRORS]
+            raise problems[0] if scan.invalid == 1 else ManifestInvalid(problems, scan.invalid)
+        chunk_list = writer.commit() if writer is not None else None
+    finally:
+        if writer is not None:
+            writer.abort()
     return ManifestSummary(
         path=str(path),
         manifest_format=fmt,
         operation=operation,
-        sha256=sha.hexdigest(),
-        rows=rows,
-        targets=targets,
-        duplicates=duplicates,
-        duplicate_lines=tuple(duplicate_lines),
-        packages=len(sizes),
-        versions=targets if operation.per_version else 0,
-        chunks=sizes.chunks(chunk_size),
+        sha256=scan.sha256,
+        rows=scan.rows,
+        targets=planner.targets,
+        duplicates=planner.duplicates,
+        duplicate_lines=tuple(sorted(planner.duplicate_lines)[:MAX_DUPLICATE_LINES]),
+        packages=planner.packages,
+        versions=planner.targets if operation.per_version else 0,
+        chunks=planner.chunks,
         chunk_size=chunk_size,
-        formats=formats,
-        revisions_pinned=pinned,
-        domain=check.expected["domain"],
-        repository=check.expected["repository"],
-        package_sizes=sizes,
+        formats=planner.formats,
+        revisions_pinned=planner.pinned,
+        domain=scan.expected["domain"],
+        repository=scan.expected["repository"],
+        chunk_list=chunk_list,
     )
+
+
+class _Scattered(Exception):
+    """The manifest names a package again after other packages: it is not grouped."""
+
+
+class _Scan:
+    """One validating pass over a manifest: each valid row's target goes to a callback."""
+
+    def __init__(
+        self,
+        path: Path,
+        fmt: ManifestFormat,
+        operation: Operation,
+        domain: str | None,
+        repository: str | None,
+    ) -> None:
+        self.path, self.fmt, self.operation = path, fmt, operation
+        self.check = RowValidator(str(path), operation, domain, repository)
+        self.expected = self.check.expected
+        self.problems: list[ManifestError] = []
+        self.invalid = self.rows = 0
+        self.sha256 = ""
+
+    def run(self, on_target: Callable[[int, Target], None]) -> None:
+        """Validate every row, giving each valid row's target to `on_target`."""
+        sha = hashlib.sha256()
+        target = self.check.target
+        with _open(self.path) as f:
+            rows = parse_rows(str(self.path), self.fmt, self.operation, _hashed_lines(f, sha))
+            for line, row in rows:
+                self.rows += 1
+                try:
+                    if isinstance(row, ManifestError):
+                        raise row
+                    on_target(line, target(line, row))
+                except ManifestError as exc:  # keep going: users fix a file in one go
+                    self.fail(exc)
+            sha.update(f.read())  # bytes after a fatal CSV error still belong to the file
+        self.sha256 = sha.hexdigest()
+
+    def fail(self, exc: ManifestError) -> None:
+        self.invalid += 1
+        if len(self.problems) < MAX_ERRORS:
+            self.problems.append(exc)
+
+
+class _Grouped:
+    """A pass's callback for a manifest grouped by package; raises _Scattered if it is not."""
+
+    def __init__(self, planner: _Planner) -> None:
+        self.planner = planner
+        self.current: PackageRef | None = None
+        self.seen: set[int] = set()  # hashes of the packages met: a collision costs a spill
+
+    def __call__(self, line: int, t: Target) -> None:
+        ref = t.ref
+        if ref is not self.current:  # consecutive rows of a package share one PackageRef
+            key = hash(ref)
+            if key in self.seen:
+                raise _Scattered
+            self.seen.add(key)
+            self.finish()
+            self.planner.open(ref)
+            self.current = ref
+        self.planner.add(line, t.version, t.revision)
+
+    def finish(self) -> None:
+        if self.current is not None:
+            self.planner.close()
+            self.current = None
+
+
+class _Buckets:
+    """Valid rows spilled to files by package, then replayed one package at a time."""
+
+    def __init__(self, folder: Path, manifest_bytes: int) -> None:
+        # ~4 MB of manifest a bucket: one bucket's rows are what a replay holds at once
+        self.count = max(2, min(256, manifest_bytes // (4 << 20) + 1))
+        self.paths = [folder / f"{i}.jsonl" for i in range(self.count)]
+        self._files: list[IO[bytes]] = []
+
+    def __enter__(self) -> _Buckets:
+        self._files = [open(p, "xb") for p in self.paths]  # noqa: SIM115 - closed in __exit__
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for f in self._files:
+            f.close()
+
+    def add(self, line: int, t: Target) -> None:
+        r = t.ref
+        key = f"{r.format}\n{r.namespace or ''}\n{r.package}".encode()
+        row = (line, r.format, r.namespace, r.package, t.version, t.revision)
+        self._files[zlib.crc32(key) % self.count].write(orjson.dumps(row) + b"\n")
+
+    def replay(self, planner: _Planner, scan: _Scan) -> None:
+        """Each bucket's packages to the planner in first-seen order, rows in line order."""
+        for path in self.paths:
+            packages: dict[tuple[str, str | None, str], list[tuple[int, Any, Any]]] = {}
+            with open(path, "rb") as f:
+                for raw in f:
+                    line, fmt, ns, pkg, version, revision = orjson.loads(raw)
+                    packages.setdefault((fmt, ns, pkg), []).append((line, version, revision))
+            path.unlink()
+            for (fmt, ns, pkg), rows in packages.items():
+                planner.open(PackageRef(fmt, ns, pkg))
+                for line, version, revision in rows:
+                    try:
+                        planner.add(line, version, revision)
+                    except ManifestError as exc:
+                        scan.fail(exc)
+                planner.close()
+
+
+class _Planner:
+    """One package's unique targets at a time, into chunks: counted, and written if asked.
+
+    A package's k-th chunk holds its unique versions k*size..(k+1)*size-1 in manifest
+    order, the first row of a repeated version winning: the chunks, and so their ids,
+    depend only on that package's own rows.
+    """
+
+    def __init__(
+        self, path: str, operation: Operation, chunk_size: int, writer: ChunkListWriter | None
+    ) -> None:
+        self.path, self.per_version = path, operation.per_version
+        self.chunk_size, self.writer = chunk_size, writer
+        self.targets = self.duplicates = self.packages = self.chunks = self.pinned = 0
+        self.duplicate_lines: list[int] = []
+        self.formats: dict[str, int] = {}
+        self._ref: PackageRef | None = None
+        self._rows: dict[str | None, tuple[int, str | None]] = {}  # version -> line, revision
+
+    def open(self, ref: PackageRef) -> None:
+        self._ref, self._rows = ref, {}
+
+    def add(self, line: int, version: str | None, revision: str | None) -> None:
+        earlier = self._rows.get(version)
+        if earlier is None:
+            self._rows[version] = (line, revision)
+            return
+        if earlier[1] != revision:
+            what = f"version {version!r} of {self._ref}"
+            reason = f"{what} is also on line {earlier[0]} with a different revision"
+            raise ManifestError(self.path, line, "revision", reason)
+        self.duplicates += 1
+        lines = self.duplicate_lines
+        lines.append(line)
+        if len(lines) > 4 * MAX_DUPLICATE_LINES:  # keep the first ones by line number
+            lines.sort()
+            del lines[MAX_DUPLICATE_LINES:]
+
+    def close(self) -> None:
+        ref, rows = self._ref, self._rows
+        assert ref is not None
+        self._ref, self._rows = None, {}
+        n = len(rows)
+        self.targets += n
+        self.packages += 1
+        self.formats[ref.format] = self.formats.get(ref.format, 0) + n
+        revisions = {v: r for v, (_, r) in rows.items() if r is not None and v is not None}
+        self.pinned += len(revisions)
+        if not self.per_version:
+            self.chunks += 1
+            if self.writer is not None:
+                self.writer.add(ref, (), {})
+            return
+        versions = [v for v in rows if v is not None]
+        size = self.chunk_size
+        for k in range(0, n, size):
+            self.chunks += 1
+            if self.writer is not None:
+                part = versions[k : k + size]
+                pins = {v: revisions[v] for v in part if v in revisions} if revisions else {}
+                self.writer.add(ref, part, pins)
 
 
 def read_targets(
@@ -227,27 +410,28 @@ def read_targets(
     manifest_format: str | None = None,
     domain: str | None = None,
     repository: str | None = None,
-    expected_sha256: str | None = None,
 ) -> Iterator[Target]:
-    """Stream validated targets in file order, duplicates skipped.
+    """Stream validated targets in file order, repeats skipped, for small manifests.
 
-    Rows are validated again (a changed file raises ManifestError, never sends garbage);
-    with `expected_sha256`, a file whose bytes changed raises ManifestChanged at its end.
+    Holds every target it has seen: a job reads the chunk list its scan wrote instead.
     """
     fmt = detect_format(path, manifest_format)
     check = RowValidator(str(path), operation, domain, repository)
-    dedup = Dedup(str(path))
-    sha = hashlib.sha256()
+    seen: dict[tuple[PackageRef, str | None], tuple[int, str | None]] = {}
     with _open(path) as f:
-        for line, row in parse_rows(str(path), fmt, operation, _hashed_lines(f, sha)):
+        lines = enumerate(f, 1)
+        for line, row in parse_rows(str(path), fmt, operation, lines):
             if isinstance(row, ManifestError):
                 raise row
             target = check.target(line, row)
-            if dedup.first(line, target):
+            key = (target.ref, target.version)
+            earlier = seen.setdefault(key, (line, target.revision))
+            if earlier[0] == line:
                 yield target
-        sha.update(f.read())
-    if expected_sha256 is not None and sha.hexdigest() != expected_sha256:
-        raise ManifestChanged(f"{path} changed while it was read (sha256 {sha.hexdigest()})")
+            elif earlier[1] != target.revision:
+                what = f"version {target.version!r} of {target.ref}"
+                reason = f"{what} is also on line {earlier[0]} with a different revision"
+                raise ManifestError(str(path), line, "revision", reason)
 
 
 def write_manifest(rows: Iterable[Target], out: TextIO, fmt: Literal["csv", "jsonl"]) -> int:

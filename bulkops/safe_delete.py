@@ -171,7 +171,8 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
             _plan(kw, archive_spec, Path(spool))
         click.echo("Nothing was sent. Add --execute to run this job.")
         return EXIT_OK
-    prepared = _plan(kw, archive_spec, checkpoint.parent)
+    # a new phase 1 gets its chunk list beside its journal; a started one keeps its own
+    prepared = _plan(kw, archive_spec, checkpoint.parent, None if phase1.exists() else phase1)
     s = prepared.summary
     again = f"the same command with --resume-existing --checkpoint {checkpoint}"
     click.echo(f"checkpoint: {checkpoint} (phase 1: {phase1})", err=True)
@@ -199,7 +200,7 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
         result = supervise(
             lambda stop, stats: run_guarded(
                 header,
-                work_items(header, s, None, stats),
+                work_items(header, phase1, None, stats),
                 phase1,
                 settings,
                 aws,
@@ -220,10 +221,19 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     return _phase2(checkpoint, manifest2, settings, aws, kw, again, first)
 
 
-def _plan(kw: dict[str, Any], archive_spec: JobSpec, spool_dir: Path) -> Prepared:
-    """Validate the manifest, print what the safe delete does, refuse what the rails refuse."""
+def _plan(
+    kw: dict[str, Any], archive_spec: JobSpec, spool_dir: Path, checkpoint: Path | None = None
+) -> Prepared:
+    """Validate the manifest, print what the safe delete does, refuse what the rails refuse.
+
+    With `checkpoint`, phase 1's chunk list is written beside it (see `job.prepare`).
+    """
     prepared = prepare(
-        archive_spec, kw["manifest"], manifest_format=kw["manifest_format"], spool_dir=spool_dir
+        archive_spec,
+        kw["manifest"],
+        manifest_format=kw["manifest_format"],
+        spool_dir=spool_dir,
+        checkpoint=checkpoint,
     )
     s = prepared.summary
     try:
@@ -240,8 +250,7 @@ def _plan(kw: dict[str, Any], archive_spec: JobSpec, spool_dir: Path) -> Prepare
         )
         check_job_caps(rails_from(kw), archive_spec, s)
     except Refused:
-        if kw["manifest"] == "-":  # refused before any journal: nothing will resume it
-            prepared.manifest.unlink(missing_ok=True)
+        prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
         raise
     return prepared
 
@@ -263,14 +272,18 @@ def _phase2(
         )
     else:
         prepared = prepare(
-            delete_spec, str(manifest2), manifest_format="jsonl", spool_dir=checkpoint.parent
+            delete_spec,
+            str(manifest2),
+            manifest_format="jsonl",
+            spool_dir=checkpoint.parent,
+            checkpoint=checkpoint,
         )
         header = header_for(prepared)
         no_rails = rails_from({})
         result = supervise(
             lambda stop, stats: run_guarded(
                 header,
-                work_items(header, prepared.summary, None, stats),
+                work_items(header, checkpoint, None, stats),
                 checkpoint,
                 settings,
                 aws,

@@ -28,10 +28,16 @@ import structlog
 from bulkops.aws import AwsSettings, open_codeartifact
 from bulkops.discover import Discovery, DiscoverySettings, Listing, PackageVersions
 from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
-from bulkops.job import Prepared, journaled_run, run_new, work_items
+from bulkops.job import (
+    Prepared,
+    chunk_list_kept_by_journal,
+    journaled_run,
+    run_new,
+    work_items,
+)
 from bulkops.journal import Journal, JournalHeader, LocalFileStore, create_journal
-from bulkops.manifest import ManifestSummary, read_targets
-from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
+from bulkops.manifest import ManifestSummary
+from bulkops.model import Chunk, ChunkOutcome, JobSpec, PackageRef
 from bulkops.rails import (
     Breaker,
     Rails,
@@ -60,52 +66,46 @@ def check_job_caps(rails: Rails, spec: JobSpec, summary: ManifestSummary) -> Non
 async def check_job_keep_min(
     catalog: Catalog,
     header: JournalHeader,
-    summary: ManifestSummary,
+    checkpoint: Path,
     keep_min: int,
     settings: DiscoverySettings | None = None,
 ) -> None:
     """Refuse the job if it would leave a package with fewer than `keep_min` versions.
 
-    Lists the versions of every package the manifest names; a package's planned count is
-    first taken at face value (all of them removed), and only the packages that fall short
-    that way have their manifest versions read again to count exactly.
+    Lists the versions of every package in the job's chunk list (beside `checkpoint`); a
+    package's planned versions are first all counted as removed, and only the packages
+    that fall short that way have their planned versions read again to count the live
+    ones exactly.
     """
     if keep_min <= 0:
         return
     spec = header.spec
+
+    def chunks() -> Iterator[Chunk]:
+        return (item.chunk for item in work_items(header, checkpoint, None, Stats()))
+
+    planned: dict[PackageRef, int] = {}
+    for chunk in chunks():
+        planned[chunk.ref] = planned.get(chunk.ref, 0) + len(chunk.versions)
     counted = kept_statuses(spec)
-    path = Path(header.manifest_path or "")
-
-    def targets() -> Iterator[tuple[PackageRef, str | None]]:
-        for t in read_targets(
-            path,
-            operation=spec.operation,
-            manifest_format=header.manifest_format,
-            domain=spec.domain,
-            repository=spec.repository,
-        ):
-            yield t.ref, t.version
-
-    refs = list(dict.fromkeys(ref for ref, _ in targets()))
     suspects: dict[PackageRef, set[str]] = {}  # live versions of packages that may fall short
     has: dict[PackageRef, int] = {}
 
     def on_package(pkg: PackageVersions) -> None:
         live = {v.version for v in pkg.versions if v.status in counted}
         has[pkg.ref] = len(live)
-        planned = len(live) if spec.operation is Operation.DELETE_PACKAGES else None
-        planned = planned if planned is not None else summary.package_sizes.get(pkg.ref)
-        if len(live) - planned < keep_min:
+        removed = planned[pkg.ref] if spec.operation.per_version else len(live)
+        if len(live) - removed < keep_min:
             suspects[pkg.ref] = live
 
     where = Location(spec.domain, spec.repository, spec.domain_owner)
-    await Discovery(catalog, where, Listing(), settings).run(on_package, refs)
+    await Discovery(catalog, where, Listing(), settings).run(on_package, list(planned))
     removes = {ref: len(live) for ref, live in suspects.items()}
     if spec.operation.per_version and suspects:
         removes = dict.fromkeys(suspects, 0)
-        for ref, version in targets():
-            if ref in suspects and version in suspects[ref]:
-                removes[ref] += 1
+        for chunk in chunks():
+            if (live := suspects.get(chunk.ref)) is not None:
+                removes[chunk.ref] += sum(v in live for v in chunk.versions)
     shortfalls = [Shortfall(r, has[r], n) for r, n in removes.items() if has[r] - n < keep_min]
     check_keep_min(keep_min, shortfalls)
 
@@ -151,14 +151,32 @@ async def run_guarded(
 ) -> RunResult:
     """Create the journal and run a new job behind `rails` (see the module docstring).
 
-    `items` is `job.work_items(header, summary, None, stats)`; caps are checked before
+    `items` is `job.work_items(header, checkpoint, None, stats)`; caps are checked before
     any call, keep-min before the journal exists, so a refusal leaves nothing behind.
     """
+    with chunk_list_kept_by_journal(checkpoint, header):
+        return await _run_guarded(
+            header, items, checkpoint, settings, aws, stop, stats, rails, summary, discovery
+        )
+
+
+async def _run_guarded(
+    header: JournalHeader,
+    items: Iterator[WorkItem],
+    checkpoint: Path,
+    settings: EngineSettings,
+    aws: AwsSettings,
+    stop: StopSignal,
+    stats: Stats,
+    rails: Rails,
+    summary: ManifestSummary,
+    discovery: DiscoverySettings | None,
+) -> RunResult:
     spec = header.spec
     check_job_caps(rails, spec, summary)
     stats.versions_total, stats.chunks_total = header.versions, header.chunks
     async with open_codeartifact(aws) as registry:
-        await check_job_keep_min(registry, header, summary, rails.keep_min, discovery)
+        await check_job_keep_min(registry, header, checkpoint, rails.keep_min, discovery)
         journal = await create_journal(LocalFileStore(checkpoint), header)
         async with (
             journal,
@@ -208,7 +226,7 @@ async def run_new_guarded(
     """`job.run_new` behind `rails`; exactly `job.run_new` when every rail is off."""
     if rails == Rails():
         return await run_new(prepared, header, checkpoint, settings, aws, stop, stats)
-    items = work_items(header, prepared.summary, None, stats)
+    items = work_items(header, checkpoint, None, stats)
     return await run_guarded(
         header, items, checkpoint, settings, aws, stop, stats, rails, prepared.summary
     )

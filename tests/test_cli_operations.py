@@ -258,10 +258,35 @@ async def test_a_stdin_manifest_is_spooled_owner_only_beside_the_checkpoint(tmp_
             stdin=data,
         )
         assert run.code == 0, run.stderr
-        spooled = [p for p in cp.parent.iterdir() if p != cp]
-        assert len(spooled) == 1
-        assert oct(spooled[0].stat().st_mode & 0o777) == "0o600"
+        beside = sorted(p.name for p in cp.parent.iterdir())
+        assert beside[:2] == ["cp.journal", "cp.journal.chunks"] and len(beside) == 3
+        assert beside[2].startswith("stdin-")  # the spooled manifest
+        for p in cp.parent.iterdir():
+            assert oct(p.stat().st_mode & 0o777) == "0o600", p
         assert not set(keys) & set(emu.versions("main"))
+
+
+async def test_resume_reads_the_chunk_list_and_refuses_one_that_changed(tmp_path: Path) -> None:
+    async with run_emulator(generate=(4, 20), quotas=QuotaConfig.from_dict({"write": 5})) as emu:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+        cp = tmp_path / "cp.journal"
+        args = ["dispose", *JOB, "--repository", "main", "--manifest", manifest]
+        run = await bulkops(emu, *args, "--checkpoint", cp, "--execute", "--chunk-size", "5",
+                            "--max-duration", "0.5")  # fmt: skip
+        assert run.code == 75, run.stderr
+        chunk_list = tmp_path / "cp.journal.chunks"
+        original = chunk_list.read_bytes()
+        assert original.count(b"\n") == 16  # 80 versions in chunks of 5
+        chunk_list.write_bytes(original + b'["npm",null,"forged",["1.0.0"],{}]\n')
+        calls = sum(emu.counters()["calls"].values())
+        refused = await bulkops(emu, "resume", cp)
+        assert refused.code == 1, refused.stderr
+        assert "chunk list" in refused.stderr and "changed since the job started" in refused.stderr
+        assert sum(emu.counters()["calls"].values()) == calls
+        chunk_list.write_bytes(original)
+        resumed = await bulkops(emu, "resume", cp)
+        assert resumed.code == 0, resumed.stderr
+        assert {v.status for v in emu.versions("main").values()} == {"Disposed"}
 
 
 async def test_resume_refuses_a_changed_manifest_with_exit_2(tmp_path: Path) -> None:
@@ -347,7 +372,7 @@ async def test_a_dry_run_refuses_what_the_caps_refuse_as_the_execution_does(
         packages = await bulkops(emu, *job, "--max-packages", "9")
         assert packages.code == 2, packages.stderr
         assert sum(emu.counters()["calls"].values()) == 0
-        assert not (tmp_path / "cp.journal").exists()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]  # no chunk list
 
 
 @pytest.mark.parametrize("safe", [False, True], ids=["delete", "safe-delete"])

@@ -1,16 +1,21 @@
-"""Chunking: boundaries, interleaving, stable ids, early flushing, shards and estimates."""
+"""Chunking: boundaries, interleaving, stable ids, the chunk list, shards and estimates."""
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterator
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from bulkops.manifest import read_targets, scan_manifest
+from bulkops import manifest
+from bulkops.chunklist import ChunkListWriter, read_chunks
+from bulkops.errors import ChunkListCorrupt, UsageError
+from bulkops.manifest import ManifestInvalid, scan_manifest, write_manifest
 from bulkops.model import Chunk, Operation, PackageRef, Target, chunk_id
-from bulkops.plan import estimate, make_chunks, shard_of
+from bulkops.plan import estimate, shard_of
 
 DISPOSE = Operation.DISPOSE
 WEB = PackageRef("npm", "acme", "web")
@@ -21,10 +26,25 @@ def versions_of(ref: PackageRef, n: int, start: int = 0) -> list[Target]:
     return [Target(ref, f"1.{i}.0") for i in range(start, start + n)]
 
 
-def chunks(
-    targets: list[Target], operation: Operation = DISPOSE, chunk_size: int = 100
+def plan(
+    tmp_path: Path,
+    targets: list[Target],
+    operation: Operation = DISPOSE,
+    chunk_size: int = 100,
 ) -> list[Chunk]:
-    return list(make_chunks(targets, operation=operation, chunk_size=chunk_size))
+    """The chunks a run would send for a manifest of `targets`, through the chunk list."""
+    folder = Path(os.urandom(4).hex())
+    (tmp_path / folder).mkdir()
+    path = tmp_path / folder / "m.jsonl"
+    buf = io.StringIO()
+    write_manifest(targets, buf, "jsonl")
+    path.write_text(buf.getvalue())
+    out = tmp_path / folder / "job.chunks"
+    summary = scan_manifest(path, operation=operation, chunk_size=chunk_size, chunks_to=out)
+    assert summary.chunk_list is not None
+    got = list(read_chunks(out, summary.chunk_list.sha256))
+    assert summary.chunks == summary.chunk_list.chunks == len(got)
+    return got
 
 
 @pytest.mark.parametrize(
@@ -32,106 +52,135 @@ def chunks(
     [(1, [1]), (99, [99]), (100, [100]), (101, [100, 1]), (250, [100, 100, 50])],
 )
 def test_a_package_is_cut_into_chunks_of_at_most_100_in_file_order(
-    n: int, sizes: list[int]
+    tmp_path: Path, n: int, sizes: list[int]
 ) -> None:
-    got = chunks(versions_of(WEB, n))
+    got = plan(tmp_path, versions_of(WEB, n))
     assert [len(c.versions) for c in got] == sizes
     assert [v for c in got for v in c.versions] == [f"1.{i}.0" for i in range(n)]
     assert all(c.ref == WEB and c.id == chunk_id(WEB, c.versions) for c in got)
 
 
-def test_a_smaller_chunk_size_cuts_smaller_chunks() -> None:
-    assert [len(c.versions) for c in chunks(versions_of(WEB, 70), chunk_size=30)] == [30, 30, 10]
+def test_a_smaller_chunk_size_cuts_smaller_chunks(tmp_path: Path) -> None:
+    got = plan(tmp_path, versions_of(WEB, 70), chunk_size=30)
+    assert [len(c.versions) for c in got] == [30, 30, 10]
 
 
-def test_interleaved_packages_get_the_chunks_they_get_alone() -> None:
+def test_interleaved_packages_get_the_chunks_they_get_alone(tmp_path: Path) -> None:
     web, core = versions_of(WEB, 150), versions_of(CORE, 120)
     interleaved = [t for pair in zip(web, core, strict=False) for t in pair] + web[120:]
-    got = chunks(interleaved)
-    assert {c.id for c in got} == {c.id for c in chunks(web)} | {c.id for c in chunks(core)}
-    # full chunks as they fill, then partial ones in first-seen package order
-    assert [(c.ref, len(c.versions)) for c in got] == [
-        (WEB, 100),
-        (CORE, 100),
-        (WEB, 50),
-        (CORE, 20),
-    ]
+    got = plan(tmp_path, interleaved)
+    alone = plan(tmp_path, web) + plan(tmp_path, core)
+    assert sorted((c.id, c.versions) for c in got) == sorted((c.id, c.versions) for c in alone)
 
 
-def test_chunk_ids_are_stable_across_runs_and_machines() -> None:
-    first, again = chunks(versions_of(WEB, 250)), chunks(versions_of(WEB, 250))
+def test_chunk_ids_are_stable_across_runs_and_machines(tmp_path: Path) -> None:
+    first, again = plan(tmp_path, versions_of(WEB, 250)), plan(tmp_path, versions_of(WEB, 250))
     assert [c.id for c in first] == [c.id for c in again]
     # pinned: a change here re-plans every journal on resume
     assert first[0].id == chunk_id(WEB, tuple(f"1.{i}.0" for i in range(100)))
-    assert chunks([Target(WEB, "1.0.0")])[0].id == "4dba7057f3db20d5e173"
+    assert plan(tmp_path, [Target(WEB, "1.0.0")])[0].id == "4dba7057f3db20d5e173"
 
 
-def test_a_package_chunk_ids_do_not_depend_on_other_packages_rows() -> None:
+def test_a_package_chunk_ids_do_not_depend_on_other_packages_rows(tmp_path: Path) -> None:
     web, core = versions_of(WEB, 130), versions_of(CORE, 97)
-    alone = [c.id for c in chunks(web)]
+    alone = [c.id for c in plan(tmp_path, web)]
     for mixed in (
         core[:7] + web + core[7:],
         web[:60] + core + web[60:],
         [t for pair in zip(core, web, strict=False) for t in pair] + web[97:],
     ):
-        assert [c.id for c in chunks(mixed) if c.ref == WEB] == alone
+        assert [c.id for c in plan(tmp_path, mixed) if c.ref == WEB] == alone
 
 
-def test_revisions_travel_with_their_versions() -> None:
+def test_revisions_travel_with_their_versions(tmp_path: Path) -> None:
     targets = [Target(WEB, "1", "R1"), Target(WEB, "2"), Target(WEB, "3", "R3")]
-    (chunk,) = chunks(targets)
+    (chunk,) = plan(tmp_path, targets)
     assert chunk.versions == ("1", "2", "3")
     assert chunk.revisions == {"1": "R1", "3": "R3"}
 
 
-def test_delete_packages_gives_one_chunk_per_package_without_versions() -> None:
-    got = chunks([Target(WEB), Target(CORE)], Operation.DELETE_PACKAGES)
-    assert [(c.ref, c.versions, c.id) for c in got] == [
-        (WEB, (), chunk_id(WEB, ())),
-        (CORE, (), chunk_id(CORE, ())),
+def test_delete_packages_gives_one_chunk_per_package_without_versions(tmp_path: Path) -> None:
+    got = plan(tmp_path, [Target(WEB), Target(CORE), Target(WEB)], Operation.DELETE_PACKAGES)
+    assert sorted((c.ref.package, c.versions, c.id) for c in got) == [
+        ("core", (), chunk_id(CORE, ())),
+        ("web", (), chunk_id(WEB, ())),
     ]
 
 
-def test_package_sizes_let_a_package_close_as_soon_as_its_last_row_is_read() -> None:
-    sizes = {WEB: 150, CORE: 150}
-    consumed: list[Target] = []
+def test_a_grouped_manifest_is_read_once_and_a_scattered_one_spills_by_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spills: list[int] = []
+    real = manifest._Buckets
 
-    def stream() -> Iterator[Target]:
-        for t in versions_of(WEB, 150) + versions_of(CORE, 150):
-            consumed.append(t)
-            yield t
+    class Spy(real):  # type: ignore[misc,valid-type]
+        def __init__(self, folder: Path, manifest_bytes: int) -> None:
+            super().__init__(folder, manifest_bytes)
+            spills.append(self.count)
 
-    it = make_chunks(stream(), operation=DISPOSE, package_sizes=lambda r: sizes.get(r, 0))
-    assert len(next(it).versions) == 100
-    second = next(it)
-    assert (second.ref, len(second.versions)) == (WEB, 50)
-    assert len(consumed) == 150  # WEB's last chunk left before any CORE row was read
-    rest = list(it)
-    assert [(c.ref, len(c.versions)) for c in rest] == [(CORE, 100), (CORE, 50)]
-    without = chunks(versions_of(WEB, 150) + versions_of(CORE, 150))
-    assert {c.id for c in [*chunks(versions_of(WEB, 150)), *rest]} == {c.id for c in without}
-
-
-def test_an_unknown_package_size_falls_back_to_the_end_flush() -> None:
-    got = list(make_chunks(versions_of(WEB, 5), operation=DISPOSE, package_sizes=lambda r: 0))
-    assert [len(c.versions) for c in got] == [5]
-
-
-def test_make_chunks_rejects_what_a_valid_manifest_cannot_produce() -> None:
-    with pytest.raises(ValueError, match="chunk_size"):
-        chunks(versions_of(WEB, 1), chunk_size=101)
-    with pytest.raises(ValueError, match="chunk_size"):
-        chunks(versions_of(WEB, 1), chunk_size=0)
-    with pytest.raises(ValueError, match="needs a version"):
-        chunks([Target(WEB)])
-    with pytest.raises(ValueError, match="given twice"):
-        chunks([Target(WEB, "1"), Target(WEB, "1")])
-    with pytest.raises(ValueError, match="takes packages"):
-        chunks([Target(WEB, "1")], Operation.DELETE_PACKAGES)
+    monkeypatch.setattr(manifest, "_Buckets", Spy)
+    grouped = plan(tmp_path, versions_of(WEB, 150) + versions_of(CORE, 150))
+    assert spills == []
+    assert [(c.ref, len(c.versions)) for c in grouped] == [
+        (WEB, 100),
+        (WEB, 50),
+        (CORE, 100),
+        (CORE, 50),
+    ]
+    web = versions_of(WEB, 150)
+    scattered = plan(tmp_path, web[:10] + versions_of(CORE, 150) + web[10:] + web[:3])
+    assert spills == [2]
+    assert sorted(c.id for c in scattered) == sorted(c.id for c in grouped)
 
 
-def test_shards_split_chunk_ids_by_their_value() -> None:
-    ids = [c.id for c in chunks(versions_of(WEB, 1000), chunk_size=1)]
+def test_a_scattered_manifest_still_reports_duplicates_and_conflicts_by_line(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        {"format": "npm", "package": "a", "version": "1", "revision": "R1"},
+        {"format": "npm", "package": "b", "version": "1"},
+        {"format": "npm", "package": "a", "version": "1", "revision": "R1"},
+        {"format": "npm", "package": "a", "version": "1", "revision": "R2"},
+    ]
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(manifest.ManifestError, match=r":4: field .revision.*also on line 1"):
+        scan_manifest(path, operation=DISPOSE, chunks_to=tmp_path / "j.chunks")
+    assert not list(tmp_path.glob("*.chunks*")) and not list(tmp_path.glob(".*"))
+    del rows[3]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = scan_manifest(path, operation=DISPOSE)
+    assert (summary.targets, summary.duplicates, summary.duplicate_lines) == (2, 1, (3,))
+
+
+def test_the_chunk_list_is_owner_only_and_refused_once_changed(tmp_path: Path) -> None:
+    out = tmp_path / "j.chunks"
+    with ChunkListWriter(out) as writer:
+        writer.add(WEB, ["1", "2"], {"2": "R2"})
+        written = writer.commit()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert written.chunks == 1
+    (chunk,) = read_chunks(out, written.sha256)
+    assert (chunk.ref, chunk.versions, chunk.revisions) == (WEB, ("1", "2"), {"2": "R2"})
+    out.write_bytes(out.read_bytes().replace(b'"1"', b'"9"'))
+    with pytest.raises(ChunkListCorrupt, match="changed since the job started"):
+        next(read_chunks(out, written.sha256))
+    with pytest.raises(ChunkListCorrupt, match="cannot be read"):
+        next(read_chunks(tmp_path / "absent.chunks", written.sha256))
+
+
+def test_an_invalid_manifest_or_chunk_size_leaves_no_chunk_list(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"format":"npm","package":"a","version":"1/2"}\n{"format":"npm"}\n')
+    with pytest.raises(ManifestInvalid):
+        scan_manifest(path, operation=DISPOSE, chunks_to=tmp_path / "j.chunks")
+    with pytest.raises(UsageError, match="chunk size"):
+        scan_manifest(path, operation=DISPOSE, chunk_size=101, chunks_to=tmp_path / "j.chunks")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]
+
+
+def test_shards_split_chunk_ids_by_their_value(tmp_path: Path) -> None:
+    ids = [c.id for c in plan(tmp_path, versions_of(WEB, 1000), chunk_size=1)]
     assert all(shard_of(i, 4) == int(i, 16) % 4 for i in ids)
     assert {shard_of(i, 4) for i in ids} == {0, 1, 2, 3}
     assert {shard_of(i, 1) for i in ids} == {0}
@@ -139,22 +188,17 @@ def test_shards_split_chunk_ids_by_their_value() -> None:
         shard_of(ids[0], 0)
 
 
-def test_scan_counts_the_chunks_make_chunks_emits(tmp_path: Path) -> None:
+def test_scan_counts_the_chunks_the_run_sends(tmp_path: Path) -> None:
     rows = [{"format": "npm", "package": f"p{i % 3}", "version": f"{i}"} for i in range(460)]
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    summary = scan_manifest(path, operation=DISPOSE, chunk_size=50)
-    got = list(
-        make_chunks(
-            read_targets(path, operation=DISPOSE),
-            operation=DISPOSE,
-            chunk_size=50,
-            package_sizes=summary.package_sizes.get,
-        )
-    )
+    out = tmp_path / "j.chunks"
+    summary = scan_manifest(path, operation=DISPOSE, chunk_size=50, chunks_to=out)
+    assert summary.chunk_list is not None
+    got = list(read_chunks(out, summary.chunk_list.sha256))
     assert summary.chunks == len(got) == 3 * 4  # 154/153/153 versions each: 4 chunks of ≤50
     assert sum(len(c.versions) for c in got) == summary.versions == 460
-    plan = estimate(summary, rate=4.0)
-    assert (plan.calls, plan.seconds) == (12, 3.0)
+    estimated = estimate(summary, rate=4.0)
+    assert (estimated.calls, estimated.seconds) == (12, 3.0)
     with pytest.raises(ValueError, match="rate"):
         estimate(summary, rate=0)

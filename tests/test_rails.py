@@ -35,16 +35,18 @@ async def run(
     concurrency: int = 4,
 ) -> RunResult:
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
-    prepared = prepare(job, str(manifest), manifest_format=None, spool_dir=tmp_path)
+    checkpoint = tmp_path / "cp.journal"
+    prepared = prepare(
+        job, str(manifest), manifest_format=None, spool_dir=tmp_path, checkpoint=checkpoint
+    )
     header = header_for(prepared)
     stats = Stats()
     settings = EngineSettings(concurrency=concurrency, rate=1000, seed=1)
     aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
-    items = work_items(header, prepared.summary, None, stats)
+    items = work_items(header, checkpoint, None, stats)
     return await run_guarded(
-        header, items, tmp_path / "cp.journal", settings, aws, StopSignal(), stats, rails,
-        prepared.summary,
-    )  # fmt: skip
+        header, items, checkpoint, settings, aws, StopSignal(), stats, rails, prepared.summary
+    )
 
 
 def tripped_events(journal: Path) -> list[tuple[str, str]]:

@@ -45,6 +45,7 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             kw["manifest"],
             manifest_format=kw["manifest_format"],
             spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
+            checkpoint=checkpoint,
         )
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
@@ -52,8 +53,7 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     try:
         check_job_caps(rails_from(kw), spec, prepared.summary)
     except BulkopsError as exc:
-        if kw["manifest"] == "-":  # refused before any journal: nothing will resume it
-            prepared.manifest.unlink(missing_ok=True)
+        prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
         fail(str(exc), exc.exit_code)
     settings, aws = engine_settings(kw), aws_settings(kw)
     header = header_for(prepared)
