@@ -8,6 +8,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal, TypeAlias
 
+import orjson
+
 from bulkops import apimodel
 from bulkops.errors import ManifestError
 from bulkops.model import (
@@ -26,6 +28,7 @@ COLUMNS = ("format", "namespace", "package", "version", "revision")
 FIELDS = (*COLUMNS, "domain", "repository", "rule", "status")
 _NAME_RULE = "may not contain '#', '/' or whitespace"
 Row: TypeAlias = dict[str, Any]
+_FIELD_SET = frozenset(FIELDS)
 _JSON_TYPES = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
 
 
@@ -47,28 +50,39 @@ def parse_rows(
 def _jsonl_rows(
     path: str, lines: Iterator[tuple[int, bytes]]
 ) -> Iterator[tuple[int, Row | ManifestError]]:
+    loads = orjson.loads
     for number, raw in lines:
         try:
-            text = _decode(path, number, raw)
-        except ManifestError as exc:
-            yield number, exc
-            continue
-        if not text.strip():
-            continue
-        array_hint = "; write one JSON object per line (JSON Lines), not a JSON array"
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            hint = array_hint if text.lstrip().startswith("[") else ""
-            reason = f"not valid JSON: {exc.msg} at column {exc.colno}{hint}"
-            yield number, ManifestError(path, number, None, reason)
-            continue
-        if not isinstance(obj, dict):
-            hint = array_hint if isinstance(obj, list) else ""
+            obj = loads(raw)
+        except orjson.JSONDecodeError:  # blank, a BOM, not UTF-8, or not JSON: say which
+            obj = _jsonl_row_slowly(path, number, raw)
+            if obj is None:
+                continue
+        if type(obj) is not dict and not isinstance(obj, ManifestError):
+            hint = _ARRAY_HINT if isinstance(obj, list) else ""
             reason = f"expected a JSON object, got {type(obj).__name__}{hint}"
-            yield number, ManifestError(path, number, None, reason)
-            continue
+            obj = ManifestError(path, number, None, reason)
         yield number, obj
+
+
+_ARRAY_HINT = "; write one JSON object per line (JSON Lines), not a JSON array"
+
+
+def _jsonl_row_slowly(path: str, number: int, raw: bytes) -> Any:
+    """A line the fast parser refused: None if blank, else its value or its ManifestError."""
+    try:
+        text = _decode(path, number, raw)
+    except ManifestError as exc:
+        return exc
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        hint = _ARRAY_HINT if text.lstrip().startswith("[") else ""
+        return ManifestError(
+            path, number, None, f"not valid JSON: {exc.msg} at column {exc.colno}{hint}"
+        )
 
 
 def _csv_rows(
@@ -137,15 +151,15 @@ class RowValidator:
         self._expected_from = {k: "the job's" for k, v in self.expected.items() if v is not None}
         self._pinned: tuple[bool, int] | None = None  # copy: (rows pin revisions, first line)
         self._ref: PackageRef | None = None  # consecutive rows share one PackageRef
+        self._version = apimodel.constraint("PackageVersion")
 
     def target(self, line: int, row: Row) -> Target:
         """The row as a Target, or ManifestError naming the first bad field."""
-        for name, value in row.items():
-            if name not in FIELDS:
-                raise ManifestError(self.path, line, name, f"unknown field{_did_you_mean(name)}")
-            if value is not None and not isinstance(value, str):
-                kind = _JSON_TYPES.get(type(value), type(value).__name__)
-                raise self._error(line, name, f"must be a string (got {kind} {value!r})")
+        if not row.keys() <= _FIELD_SET:
+            self._check_fields(line, row)
+        for value in row.values():
+            if value.__class__ is not str and value is not None:
+                self._check_fields(line, row)
         get = row.get  # `or None`: JSON null and empty CSV cells mean absent
         fmt, ns, pkg = get("format") or None, get("namespace") or None, get("package") or None
         ref = self._ref
@@ -156,6 +170,15 @@ class RowValidator:
         if "domain" in row or "repository" in row:
             self._check_repository(line, get("domain") or None, get("repository") or None)
         return Target(ref, version, revision)
+
+    def _check_fields(self, line: int, row: Row) -> None:
+        """Raise for the row's first unknown field or value that is not a string."""
+        for name, value in row.items():
+            if name not in _FIELD_SET:
+                raise ManifestError(self.path, line, name, f"unknown field{_did_you_mean(name)}")
+            if value is not None and not isinstance(value, str):
+                kind = _JSON_TYPES.get(type(value), type(value).__name__)
+                raise self._error(line, name, f"must be a string (got {kind} {value!r})")
 
     def _package(self, line: int, fmt: str | None, ns: str | None, pkg: str | None) -> PackageRef:
         if fmt is None:
@@ -190,7 +213,7 @@ class RowValidator:
                 raise self._error(line, "version", why)
         elif version is None:
             raise self._error(line, "version", f"missing ({op.value} acts on versions)")
-        else:
+        elif self._version.violation(version) is not None:
             self._shape(line, "version", "PackageVersion", version)
         if revision is None and op is not Operation.COPY:
             return
