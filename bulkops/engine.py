@@ -19,13 +19,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, TypeVar
 
 import anyio
 import anyio.lowlevel
 import structlog
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkops.calls import Abandoned, CallRunner, GaveUp
 from bulkops.errors import CallFailed, FatalCall, Throttled
@@ -58,6 +57,9 @@ class EngineSettings:
     read_rate: float = 50.0  # DescribePackageVersion calls per second (copy, status checks)
     call_timeout: float = 60.0
     grace_period: float = 20.0
+    # group commit: an outcome waits at most this long for others to share its fsync
+    # (a dispatch mark, which holds up a send, is written at once)
+    commit_window: float = 0.01
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tuning: RateTuning = field(default_factory=RateTuning)
     seed: int | None = None  # jitter; fixed in tests for repeatable runs
@@ -176,12 +178,16 @@ class Engine:
             spec.operation is Operation.SET_STATUS and spec.expected_status is not None
         )
         self._fatal: FatalCall | None = None
+        self._urgent: anyio.Event  # set when a dispatch mark waits to be written; see run
+        self._draining = False
         self._intake = anyio.CancelScope()
         self._workers: anyio.CancelScope | None = None
 
     async def run(self, items: Iterable[WorkItem]) -> RunResult:
         """Send every item; return when all are done or the stop has drained."""
         self.stats.started = anyio.current_time()
+        self._urgent = anyio.Event()
+        self._draining = False
         n = max(1, self.settings.concurrency)
         work_send, work_recv = anyio.create_memory_object_stream[WorkItem](n)
         out_send, out_recv = anyio.create_memory_object_stream[_Out](4 * n)
@@ -195,17 +201,21 @@ class Engine:
                 async with work_recv:
                     for _ in range(n):
                         inner.start_soon(self._worker, work_recv.clone(), out_send.clone())
+            self._draining = True  # no more outcomes will come to share an fsync
+            self._urgent.set()
             watcher.cancel()
         return RunResult(self.stats, self.stop.reason, self._fatal, self.stop.tripped)
 
-    async def _produce(self, items: Iterable[WorkItem], send: ObjectSendStream[WorkItem]) -> None:
+    async def _produce(
+        self, items: Iterable[WorkItem], send: MemoryObjectSendStream[WorkItem]
+    ) -> None:
         with self._intake:
             async with send:
                 for i, item in enumerate(items):
                     if i % 64 == 0:  # reading the manifest is synchronous: let the loop breathe
                         await anyio.lowlevel.checkpoint()
                     try:
-                        await send.send(item)
+                        await _put(send, item)
                     except anyio.BrokenResourceError:
                         return  # every worker has stopped (a fatal error): nothing takes more
 
@@ -221,10 +231,19 @@ class Engine:
                 self._workers.cancel()
 
     async def _worker(
-        self, receive: ObjectReceiveStream[WorkItem], send: ObjectSendStream[_Out]
+        self, receive: MemoryObjectReceiveStream[WorkItem], send: MemoryObjectSendStream[_Out]
     ) -> None:
         async with receive, send:
-            async for item in receive:
+            while True:
+                try:  # the fast path: no trip through the loop when work is waiting
+                    item = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        item = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if self.stop.requested:
                     return  # not taken: stays pending for resume
                 try:
@@ -236,7 +255,7 @@ class Engine:
                     self.stop.request("fatal", fatal=exc)
                     return
 
-    async def _run_chunk(self, item: WorkItem, send: ObjectSendStream[_Out]) -> None:
+    async def _run_chunk(self, item: WorkItem, send: MemoryObjectSendStream[_Out]) -> None:
         chunk = item.chunk
         attempt = item.attempts_before
         maybe_applied = [item.dispatched or attempt > 0]  # an earlier call may have acted
@@ -246,7 +265,8 @@ class Engine:
 
         async def mark_dispatched() -> None:  # durable before the chunk's first send
             mark = _Mark(chunk.id, anyio.Event())
-            await send.send(mark)
+            await _put(send, mark)
+            self._urgent.set()  # a send waits for this mark: no group-commit window
             await mark.done.wait()
 
         first_send = mark_dispatched if self._marks and not maybe_applied[0] else None
@@ -273,7 +293,7 @@ class Engine:
                     error=err,
                     revisions=chunk.revisions,
                 )
-                await send.send((outcome, False))
+                await _put(send, (outcome, False))
                 if self.stop.requested:  # the stop cut its retries short: pending, not given up
                     log.info("chunk_interrupted", package=str(chunk.ref), chunk=chunk.id, **err)
                 else:
@@ -283,7 +303,7 @@ class Engine:
             first_send = None  # sent: marked (if it needed a mark) once and for all
             outcome = await self.verdicts.outcome(chunk, result, attempt, maybe_applied[0])
             complete = not outcome.retry
-            await send.send((outcome, complete))
+            await _put(send, (outcome, complete))
             if complete or self.stop.requested:
                 return
             rounds += 1
@@ -297,28 +317,33 @@ class Engine:
             chunk = chunk.narrowed(outcome.retry)
 
     async def _sink(self, receive: MemoryObjectReceiveStream[_Out]) -> None:
+        window = self.settings.commit_window
         async with receive:
             while True:
                 try:
                     batch = [await receive.receive()]
                 except anyio.EndOfStream:
                     return
-                while len(batch) < 512:  # group commit: one fsync for all that is ready
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                outcomes = [b for b in batch if not isinstance(b, _Mark)]
-                marks = [b for b in batch if isinstance(b, _Mark)]
+                # from here the batch is in hand: nothing may cancel it before it is written
                 with anyio.CancelScope(shield=True):
-                    if marks:
-                        await self.journal.write(outcomes, [m.chunk_id for m in marks])
+                    if window > 0 and not self._draining and not isinstance(batch[0], _Mark):
+                        # group commit: let the outcomes of the next calls share this fsync
+                        with anyio.move_on_after(window):
+                            await self._urgent.wait()
+                    self._urgent = anyio.Event()
+                    while len(batch) < 512:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
+                    outcomes = [b for b in batch if not isinstance(b, _Mark)]
+                    marks = [b.chunk_id for b in batch if isinstance(b, _Mark)]
+                    await self.journal.write(outcomes, marks)
+                for b in batch:
+                    if isinstance(b, _Mark):
+                        b.done.set()
                     else:
-                        await self.journal.write(outcomes)
-                for mark in marks:
-                    mark.done.set()
-                for outcome, complete in outcomes:
-                    self._count(outcome, complete)
+                        self._count(*b)
 
     def _count_call(self) -> None:
         self.stats.calls += 1
@@ -347,3 +372,14 @@ class Engine:
             retry=len(outcome.retry),
             complete=complete,
         )
+
+
+T = TypeVar("T")
+
+
+async def _put(send: MemoryObjectSendStream[T], item: T) -> None:
+    """Send `item`, without a trip through the event loop when the stream has room."""
+    try:
+        send.send_nowait(item)
+    except anyio.WouldBlock:
+        await send.send(item)

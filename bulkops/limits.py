@@ -89,27 +89,38 @@ class AdaptiveRate:
         """Wait for this scope's next call slot: 1/rate after the last, first come first served."""
         if self._turn is None:
             self._turn = anyio.Lock()
+            # a window of 50 ms (at least one call): a capacity of exactly one call
+            # loses every timer's lateness and costs throughput at the ceiling
+            burst = max(1.0, self.ceiling * 0.05)
+            self._ceiling_guard = AsyncLimiter(burst, burst / self.ceiling)  # loop-bound
+        guard = self._ceiling_guard
+        assert guard is not None
+        # The fast path, for a scope running below its pace: the slot is due, nobody waits
+        # for one and the ceiling has room, so take it without a trip through the loop.
+        if not self._turn.locked() and guard.has_capacity() and not self._take_slot():
+            await guard.acquire()  # has capacity: returns without suspending
+            return
         # One pacer for the scope's whole life: swapping in a new limiter per rate let the
         # waiters of each old one go on at its pace beside the new one (several times the rate).
         async with self._turn:  # anyio's Lock is fair: slots go out in arrival order
-            while True:
-                interval = 1.0 / self._rate
-                due = self._slot + interval
-                now = self._clock()
-                if now >= due:
-                    break
-                await self._sleep(due - now)  # the rate may change meanwhile: look again
-            # A late wake-up keeps to the grid rather than losing its lag on every call;
-            # after an idle spell (or the first call) the grid starts afresh from now.
-            self._slot = due if now - due < interval else now
-            if self._ceiling_guard is None:  # loop-bound: born in the loop that uses it
-                # a window of 50 ms (at least one call): a capacity of exactly one call
-                # loses every timer's lateness and costs throughput at the ceiling
-                burst = max(1.0, self.ceiling * 0.05)
-                self._ceiling_guard = AsyncLimiter(burst, burst / self.ceiling)
+            while wait := self._take_slot():
+                await self._sleep(wait)  # the rate may change meanwhile: look again
             # The configured ceiling, held by aiolimiter whatever the adaptive rate does;
             # at a rate under the ceiling the slot above has already waited long enough.
-            await self._ceiling_guard.acquire()
+            await guard.acquire()
+
+    def _take_slot(self) -> float:
+        """Take the next slot if it is due (1/rate after the last one) and return 0; else
+        return the seconds until it is."""
+        interval = 1.0 / self._rate
+        due = self._slot + interval
+        now = self._clock()
+        if now < due:
+            return due - now
+        # A late wake-up keeps to the grid rather than losing its lag on every call;
+        # after an idle spell (or the first call) the grid starts afresh from now.
+        self._slot = due if now - due < interval else now
+        return 0.0
 
     def accepted_rate(self) -> float:
         """Calls per second the service accepted since the last cut, over the window at most.

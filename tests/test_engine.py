@@ -320,3 +320,23 @@ async def test_delete_packages_treats_an_absent_package_as_done() -> None:
     assert all(o.package_done for o in done)
     assert {o.ref: o.deleted_package is not None for o in done} == {REF_A: True, REF_B: False}
     assert reg.versions == {} and result.stats.versions_ok == 2
+
+
+async def test_outcomes_share_an_fsync_within_the_commit_window() -> None:
+    reg = FakeRegistry()
+    chunks = chunks_for(reg, REF_A, 2000, size=10)
+    job = spec(Operation.SET_STATUS, target_status="Archived")  # no dispatch marks
+    settings = EngineSettings(concurrency=8, rate=10_000, seed=1, commit_window=0.05)
+    result, journal, _ = await run(reg, chunks, job, settings)
+    assert result.stats.chunks_done == len(outcomes(journal)) == 200
+    assert journal.writes < 50  # without the window: about one write per chunk
+
+
+async def test_a_dispatch_mark_does_not_wait_for_the_commit_window() -> None:
+    reg = FakeRegistry()
+    chunks = chunks_for(reg, REF_A, 300, size=10)
+    settings = EngineSettings(concurrency=4, rate=10_000, seed=1, commit_window=30.0)
+    with anyio.fail_after(10):  # 30 chunks, each held a 30 s window: minutes
+        result, journal, _ = await run(reg, chunks, spec(), settings)
+    assert result.stats.chunks_done == 30
+    assert sorted(journal.dispatched) == sorted(c.id for c in chunks)
