@@ -104,7 +104,10 @@ class CallRunner:
         deadline = anyio.current_time() + policy.budget
         failures = conflicts = 0
         while True:
-            if not await self.wait(scope.acquire):
+            if self._stopping():
+                raise Abandoned
+            # a slot that is due is taken at once; only a real wait can be cut short
+            if not await scope.acquire_if_due() and not await self.wait(scope.acquire):
                 raise Abandoned
             if before_send is not None:
                 await before_send()

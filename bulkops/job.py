@@ -191,7 +191,7 @@ async def run_new(
     The client comes first: a bad region, profile or credentials leave no journal behind.
     """
     with chunk_list_kept_by_journal(checkpoint, header):
-        async with open_codeartifact(aws) as registry:
+        async with open_codeartifact(aws, inputs_checked=True) as registry:
             journal = await create_journal(LocalFileStore(checkpoint), header)
             async with journal:
                 items = work_items(header, checkpoint, None, stats)
@@ -223,7 +223,10 @@ async def run_resume(
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     header = read_header(store)
     check_manifest(header)
-    async with open_codeartifact(aws) as registry, open_journal(store) as (journal, state):
+    async with (
+        open_codeartifact(aws, inputs_checked=True) as registry,
+        open_journal(store) as (journal, state),
+    ):
         log.info(
             "resuming",
             chunks_complete=state.chunks_complete,

@@ -85,8 +85,12 @@ class AdaptiveRate:
         """The current target rate in calls per second."""
         return self._rate
 
-    async def acquire(self) -> None:
-        """Wait for this scope's next call slot: 1/rate after the last, first come first served."""
+    async def acquire_if_due(self) -> bool:
+        """Take the next slot if it can be had without waiting; False if one must wait.
+
+        The fast path, for a scope running below its pace: the slot is due, nobody waits
+        for one and the ceiling has room, so it is taken without a trip through the loop.
+        """
         if self._turn is None:
             self._turn = anyio.Lock()
             # a window of 50 ms (at least one call): a capacity of exactly one call
@@ -95,11 +99,17 @@ class AdaptiveRate:
             self._ceiling_guard = AsyncLimiter(burst, burst / self.ceiling)  # loop-bound
         guard = self._ceiling_guard
         assert guard is not None
-        # The fast path, for a scope running below its pace: the slot is due, nobody waits
-        # for one and the ceiling has room, so take it without a trip through the loop.
-        if not self._turn.locked() and guard.has_capacity() and not self._take_slot():
-            await guard.acquire()  # has capacity: returns without suspending
+        if self._turn.locked() or not guard.has_capacity() or self._take_slot():
+            return False
+        await guard.acquire()  # it has capacity: returns without suspending
+        return True
+
+    async def acquire(self) -> None:
+        """Wait for this scope's next call slot: 1/rate after the last, first come first served."""
+        if await self.acquire_if_due():
             return
+        guard = self._ceiling_guard
+        assert self._turn is not None and guard is not None
         # One pacer for the scope's whole life: swapping in a new limiter per rate let the
         # waiters of each old one go on at its pace beside the new one (several times the rate).
         async with self._turn:  # anyio's Lock is fair: slots go out in arrival order

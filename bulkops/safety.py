@@ -175,7 +175,7 @@ async def _run_guarded(
     spec = header.spec
     check_job_caps(rails, spec, summary)
     stats.versions_total, stats.chunks_total = header.versions, header.chunks
-    async with open_codeartifact(aws) as registry:
+    async with open_codeartifact(aws, inputs_checked=True) as registry:
         await check_job_keep_min(registry, header, checkpoint, rails.keep_min, discovery)
         journal = await create_journal(LocalFileStore(checkpoint), header)
         async with (

@@ -250,3 +250,11 @@ async def test_a_missing_package_is_reported_not_found_and_the_rest_is_done(
         failures = [f for line in jsonl for f in line["failedVersions"].values()]
         assert [f["errorCode"] for f in failures] == ["NOT_FOUND"]
         assert "never-existed" in failures[0]["errorMessage"]
+
+
+def test_a_job_client_leaves_parameter_checks_to_the_job_and_others_keep_them() -> None:
+    from bulkops.aws import _config
+
+    settings = AwsSettings(region="us-east-1")
+    assert _config(settings, inputs_checked=True).parameter_validation is False
+    assert _config(settings, inputs_checked=False).parameter_validation is True
