@@ -191,19 +191,25 @@ class Engine:
         n = max(1, self.settings.concurrency)
         work_send, work_recv = anyio.create_memory_object_stream[WorkItem](n)
         out_send, out_recv = anyio.create_memory_object_stream[_Out](4 * n)
+        failure: Exception | None = None
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._sink, out_recv)
             watcher = anyio.CancelScope()
             outer.start_soon(self._watch_stop, watcher)
-            async with out_send, anyio.create_task_group() as inner:
-                self._workers = inner.cancel_scope
-                inner.start_soon(self._produce, items, work_send)
-                async with work_recv:
-                    for _ in range(n):
-                        inner.start_soon(self._worker, work_recv.clone(), out_send.clone())
+            try:
+                async with out_send, anyio.create_task_group() as inner:
+                    self._workers = inner.cancel_scope
+                    inner.start_soon(self._produce, items, work_send)
+                    async with work_recv:
+                        for _ in range(n):
+                            inner.start_soon(self._worker, work_recv.clone(), out_send.clone())
+            except Exception as exc:  # a bug: the outcomes already in hand are journaled first
+                failure = exc
             self._draining = True  # no more outcomes will come to share an fsync
             self._urgent.set()
             watcher.cancel()
+        if failure is not None:
+            raise failure
         return RunResult(self.stats, self.stop.reason, self._fatal, self.stop.tripped)
 
     async def _produce(
@@ -265,7 +271,7 @@ class Engine:
 
         async def mark_dispatched() -> None:  # durable before the chunk's first send
             mark = _Mark(chunk.id, anyio.Event())
-            await _put(send, mark)
+            await self._emit(send, mark)
             self._urgent.set()  # a send waits for this mark: no group-commit window
             await mark.done.wait()
 
@@ -293,7 +299,7 @@ class Engine:
                     error=err,
                     revisions=chunk.revisions,
                 )
-                await _put(send, (outcome, False))
+                await self._emit(send, (outcome, False))
                 if self.stop.requested:  # the stop cut its retries short: pending, not given up
                     log.info("chunk_interrupted", package=str(chunk.ref), chunk=chunk.id, **err)
                 else:
@@ -303,7 +309,7 @@ class Engine:
             first_send = None  # sent: marked (if it needed a mark) once and for all
             outcome = await self.verdicts.outcome(chunk, result, attempt, maybe_applied[0])
             complete = not outcome.retry
-            await _put(send, (outcome, complete))
+            await self._emit(send, (outcome, complete))
             if complete or self.stop.requested:
                 return
             rounds += 1
@@ -315,6 +321,14 @@ class Engine:
                 )
                 return
             chunk = chunk.narrowed(outcome.retry)
+
+    async def _emit(self, send: MemoryObjectSendStream[_Out], item: _Out) -> None:
+        """Hand `item` to the sink; a full stream ends its group-commit window at once."""
+        try:
+            send.send_nowait(item)
+        except anyio.WouldBlock:
+            self._urgent.set()
+            await send.send(item)
 
     async def _sink(self, receive: MemoryObjectReceiveStream[_Out]) -> None:
         window = self.settings.commit_window

@@ -340,3 +340,27 @@ async def test_a_dispatch_mark_does_not_wait_for_the_commit_window() -> None:
         result, journal, _ = await run(reg, chunks, spec(), settings)
     assert result.stats.chunks_done == 30
     assert sorted(journal.dispatched) == sorted(c.id for c in chunks)
+
+
+async def test_a_bug_in_a_call_still_lets_every_finished_outcome_reach_the_journal() -> None:
+    reg = FakeRegistry()
+    chunks = chunks_for(reg, REF_A, 200, size=10)
+    inner = reg.run_chunk
+    calls = 0
+
+    async def buggy(job: JobSpec, chunk: Chunk) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 12:
+            raise RuntimeError("a bug, not an AWS error")
+        return await inner(job, chunk)
+
+    reg.run_chunk = buggy  # type: ignore[method-assign]
+    # a long window: the outcomes wait in the stream when the bug strikes
+    settings = EngineSettings(concurrency=1, rate=10_000, seed=1, commit_window=30.0)
+    journal = MemoryJournal()
+    engine = Engine(spec(Operation.SET_STATUS, target_status="Archived"), reg, journal, settings)
+    with anyio.fail_after(10), pytest.raises(BaseExceptionGroup) as caught:
+        await engine.run(WorkItem(c) for c in chunks)
+    assert caught.group_contains(RuntimeError, match="a bug")
+    assert len(outcomes(journal)) == 11  # every call answered before the bug, written
