@@ -249,20 +249,22 @@ class _Scan:
         self.invalid = self.rows = 0
         self.sha256 = ""
 
-    def run(self, on_target: Callable[[int, Target], None]) -> None:
-        """Validate every row, giving each valid row's target to `on_target`."""
+    def run(self, on_target: Callable[[int, PackageRef, str | None, str | None], None]) -> None:
+        """Validate every row, giving each valid row's line, package, version and revision
+        to `on_target`."""
         sha = hashlib.sha256()
-        target = self.check.target
+        check = self.check.check
         with _open(self.path) as f:
             rows = parse_rows(str(self.path), self.fmt, self.operation, _hashed_lines(f, sha))
-            for line, row in rows:
-                self.rows += 1
+            count = 0
+            for count, (line, row) in enumerate(rows, 1):  # noqa: B007 - counted below
                 try:
                     if isinstance(row, ManifestError):
                         raise row
-                    on_target(line, target(line, row))
+                    on_target(line, *check(line, row))
                 except ManifestError as exc:  # keep going: users fix a file in one go
                     self.fail(exc)
+            self.rows += count
             sha.update(f.read())  # bytes after a fatal CSV error still belong to the file
         self.sha256 = sha.hexdigest()
 
@@ -280,8 +282,9 @@ class _Grouped:
         self.current: PackageRef | None = None
         self.seen: set[int] = set()  # hashes of the packages met: a collision costs a spill
 
-    def __call__(self, line: int, t: Target) -> None:
-        ref = t.ref
+    def __call__(
+        self, line: int, ref: PackageRef, version: str | None, revision: str | None
+    ) -> None:
         if ref is not self.current:  # consecutive rows of a package share one PackageRef
             key = hash(ref)
             if key in self.seen:
@@ -290,7 +293,7 @@ class _Grouped:
             self.finish()
             self.planner.open(ref)
             self.current = ref
-        self.planner.add(line, t.version, t.revision)
+        self.planner.add(line, version, revision)
 
     def finish(self) -> None:
         if self.current is not None:
@@ -315,10 +318,9 @@ class _Buckets:
         for f in self._files:
             f.close()
 
-    def add(self, line: int, t: Target) -> None:
-        r = t.ref
+    def add(self, line: int, r: PackageRef, version: str | None, revision: str | None) -> None:
         key = f"{r.format}\n{r.namespace or ''}\n{r.package}".encode()
-        row = (line, r.format, r.namespace, r.package, t.version, t.revision)
+        row = (line, r.format, r.namespace, r.package, version, revision)
         self._files[zlib.crc32(key) % self.count].write(orjson.dumps(row) + b"\n")
 
     def replay(self, planner: _Planner, scan: _Scan) -> None:

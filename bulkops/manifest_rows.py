@@ -151,10 +151,21 @@ class RowValidator:
         self._expected_from = {k: "the job's" for k, v in self.expected.items() if v is not None}
         self._pinned: tuple[bool, int] | None = None  # copy: (rows pin revisions, first line)
         self._ref: PackageRef | None = None  # consecutive rows share one PackageRef
-        self._version = apimodel.constraint("PackageVersion")
+        version = apimodel.constraint("PackageVersion")
+        self._version = version
+        self._version_min, self._version_max = version.min or 0, version.max or 1 << 30
+        self._version_pattern = version.pattern
+        self._per_version = operation.per_version
+        # rows of versions without a revision need only the version's shape checked
+        self._plain = self._per_version and operation is not Operation.COPY
 
     def target(self, line: int, row: Row) -> Target:
         """The row as a Target, or ManifestError naming the first bad field."""
+        return Target(*self.check(line, row))
+
+    def check(self, line: int, row: Row) -> tuple[PackageRef, str | None, str | None]:
+        """The row's package, version and revision, or ManifestError naming the first bad
+        field (`target` without building a Target: a manifest scan's hot path)."""
         if not row.keys() <= _FIELD_SET:
             self._check_fields(line, row)
         for value in row.values():
@@ -166,10 +177,16 @@ class RowValidator:
         if ref is None or ref.package != pkg or ref.namespace != ns or ref.format != fmt:
             ref = self._ref = self._package(line, fmt, ns, pkg)  # once per run of rows
         version, revision = get("version") or None, get("revision") or None
-        self._check_version(line, version, revision)
+        if self._plain and version is not None and revision is None:  # the common row
+            if not self._version_min <= len(version) <= self._version_max or (
+                self._version_pattern is not None and not self._version_pattern.fullmatch(version)
+            ):
+                self._shape(line, "version", "PackageVersion", version)
+        else:
+            self._check_version(line, version, revision)
         if "domain" in row or "repository" in row:
             self._check_repository(line, get("domain") or None, get("repository") or None)
-        return Target(ref, version, revision)
+        return ref, version, revision
 
     def _check_fields(self, line: int, row: Row) -> None:
         """Raise for the row's first unknown field or value that is not a string."""
@@ -207,7 +224,7 @@ class RowValidator:
 
     def _check_version(self, line: int, version: str | None, revision: str | None) -> None:
         op = self.operation
-        if not op.per_version:
+        if not self._per_version:
             if version is not None:
                 why = "delete-packages deletes whole packages: remove the version, or use delete"
                 raise self._error(line, "version", why)
