@@ -311,7 +311,7 @@ class _Buckets:
         self._files: list[IO[bytes]] = []
 
     def __enter__(self) -> _Buckets:
-        self._files = [open(p, "xb") for p in self.paths]  # noqa: SIM115 - closed in __exit__
+        self._files = [open(p, "xb", opener=_owner_only) for p in self.paths]  # noqa: SIM115
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -340,6 +340,10 @@ class _Buckets:
                     except ManifestError as exc:
                         scan.fail(exc)
                 planner.close()
+
+
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)  # spilled rows are job state: owner-only
 
 
 class _Planner:

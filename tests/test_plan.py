@@ -118,6 +118,11 @@ def test_a_grouped_manifest_is_read_once_and_a_scattered_one_spills_by_package(
             super().__init__(folder, manifest_bytes)
             spills.append(self.count)
 
+        def replay(self, planner: object, scan: object) -> None:
+            modes = {stat.S_IMODE(p.stat().st_mode) for p in self.paths}
+            assert modes == {0o600}, modes  # spilled rows are job state
+            super().replay(planner, scan)  # type: ignore[arg-type]
+
     monkeypatch.setattr(manifest, "_Buckets", Spy)
     grouped = plan(tmp_path, versions_of(WEB, 150) + versions_of(CORE, 150))
     assert spills == []
