@@ -154,63 +154,48 @@ async def run_guarded(
     `items` is `job.work_items(header, checkpoint, None, stats)`; caps are checked before
     any call, keep-min before the journal exists, so a refusal leaves nothing behind.
     """
-    with chunk_list_kept_by_journal(checkpoint, header):
-        return await _run_guarded(
-            header, items, checkpoint, settings, aws, stop, stats, rails, summary, discovery
-        )
-
-
-async def _run_guarded(
-    header: JournalHeader,
-    items: Iterator[WorkItem],
-    checkpoint: Path,
-    settings: EngineSettings,
-    aws: AwsSettings,
-    stop: StopSignal,
-    stats: Stats,
-    rails: Rails,
-    summary: ManifestSummary,
-    discovery: DiscoverySettings | None,
-) -> RunResult:
     spec = header.spec
-    check_job_caps(rails, spec, summary)
-    stats.versions_total, stats.chunks_total = header.versions, header.chunks
-    async with open_codeartifact(aws, inputs_checked=True) as registry:
-        await check_job_keep_min(registry, header, checkpoint, rails.keep_min, discovery)
-        journal = await create_journal(LocalFileStore(checkpoint), header)
-        async with (
-            journal,
-            journaled_run(
-                journal, settings, stop, stats, canary=rails.canary, breaker=rails.breaker
-            ) as run,
-        ):
-            breaker = (
-                Breaker(rails.breaker, rails.breaker_window) if rails.breaker is not None else None
-            )
-            writer = _Watched(journal, stop, breaker, header.chunks)
-            result: RunResult | None = None
-            if rails.canary and (first := next(items, None)) is not None:
-                writer.recording = True
-                alone = replace(settings, concurrency=1)
-                result = await Engine(spec, registry, writer, alone, stats=stats, stop=stop).run(
-                    [first]
+    with chunk_list_kept_by_journal(checkpoint, header):  # a refusal leaves nothing
+        check_job_caps(rails, spec, summary)
+        stats.versions_total, stats.chunks_total = header.versions, header.chunks
+        async with open_codeartifact(aws, inputs_checked=True) as registry:
+            await check_job_keep_min(registry, header, checkpoint, rails.keep_min, discovery)
+            journal = await create_journal(LocalFileStore(checkpoint), header)
+            async with (
+                journal,
+                journaled_run(
+                    journal, settings, stop, stats, canary=rails.canary, breaker=rails.breaker
+                ) as run,
+            ):
+                breaker = (
+                    Breaker(rails.breaker, rails.breaker_window)
+                    if rails.breaker is not None
+                    else None
                 )
-                writer.recording = False
-                if result.fatal is None and not stop.requested:
-                    verdict = canary_verdict(writer.outcomes)
-                    if verdict is not None:
-                        log.error("canary_failed", reason=verdict)
-                        stop.request(verdict, tripped=True)
-                        result.stopped, result.tripped = verdict, True
-                        await journal.event("rails_tripped", rail="canary", reason=verdict)
-            if result is None or (result.fatal is None and not stop.requested):
-                engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
-                result = await engine.run(items)
-            if writer.tripped is not None and not result.tripped:
-                # tripped while draining another stop: the verdict still stands
-                result.stopped, result.tripped = writer.tripped, True
-            run.result = result
-    return result
+                writer = _Watched(journal, stop, breaker, header.chunks)
+                result: RunResult | None = None
+                if rails.canary and (first := next(items, None)) is not None:
+                    writer.recording = True
+                    alone = replace(settings, concurrency=1)
+                    result = await Engine(
+                        spec, registry, writer, alone, stats=stats, stop=stop
+                    ).run([first])
+                    writer.recording = False
+                    if result.fatal is None and not stop.requested:
+                        verdict = canary_verdict(writer.outcomes)
+                        if verdict is not None:
+                            log.error("canary_failed", reason=verdict)
+                            stop.request(verdict, tripped=True)
+                            result.stopped, result.tripped = verdict, True
+                            await journal.event("rails_tripped", rail="canary", reason=verdict)
+                if result is None or (result.fatal is None and not stop.requested):
+                    engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
+                    result = await engine.run(items)
+                if writer.tripped is not None and not result.tripped:
+                    # tripped while draining another stop: the verdict still stands
+                    result.stopped, result.tripped = writer.tripped, True
+                run.result = result
+        return result
 
 
 async def run_new_guarded(

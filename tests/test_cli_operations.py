@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkops.emulator import QuotaConfig, run_emulator
+from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.manifest import scan_manifest
 from bulkops.model import Operation
 from tests.cli_support import bulkops, report_lines, rows_for, write_manifest
@@ -266,14 +266,21 @@ async def test_a_stdin_manifest_is_spooled_owner_only_beside_the_checkpoint(tmp_
         assert not set(keys) & set(emu.versions("main"))
 
 
+async def interrupted(emu: RunningEmulator, tmp_path: Path, command: str) -> tuple[Path, Path]:
+    """A job of every version of `main` in chunks of 5, stopped by --max-duration at a
+    write quota of 5/s: its manifest and checkpoint."""
+    manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
+    cp = tmp_path / "cp.journal"
+    args = [command, *JOB, "--repository", "main", "--manifest", manifest]
+    run = await bulkops(emu, *args, "--checkpoint", cp, "--execute", "--chunk-size", "5",
+                        "--max-duration", "0.5")  # fmt: skip
+    assert run.code == 75, run.stderr
+    return manifest, cp
+
+
 async def test_resume_reads_the_chunk_list_and_refuses_one_that_changed(tmp_path: Path) -> None:
     async with run_emulator(generate=(4, 20), quotas=QuotaConfig.from_dict({"write": 5})) as emu:
-        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
-        cp = tmp_path / "cp.journal"
-        args = ["dispose", *JOB, "--repository", "main", "--manifest", manifest]
-        run = await bulkops(emu, *args, "--checkpoint", cp, "--execute", "--chunk-size", "5",
-                            "--max-duration", "0.5")  # fmt: skip
-        assert run.code == 75, run.stderr
+        _, cp = await interrupted(emu, tmp_path, "dispose")
         chunk_list = tmp_path / "cp.journal.chunks"
         original = chunk_list.read_bytes()
         assert original.count(b"\n") == 16  # 80 versions in chunks of 5
@@ -291,12 +298,7 @@ async def test_resume_reads_the_chunk_list_and_refuses_one_that_changed(tmp_path
 
 async def test_resume_refuses_a_changed_manifest_with_exit_2(tmp_path: Path) -> None:
     async with run_emulator(generate=(4, 20), quotas=QuotaConfig.from_dict({"write": 5})) as emu:
-        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(sorted(emu.versions("main"))))
-        cp = tmp_path / "cp.journal"
-        args = ["delete", *JOB, "--repository", "main", "--manifest", manifest]
-        run = await bulkops(emu, *args, "--checkpoint", cp, "--execute", "--chunk-size", "5",
-                            "--max-duration", "0.5")  # fmt: skip
-        assert run.code == 75, run.stderr
+        manifest, cp = await interrupted(emu, tmp_path, "delete")
         with manifest.open("a") as f:
             f.write('{"format": "pypi", "package": "late-addition", "version": "1.0"}\n')
         resumed = await bulkops(emu, "resume", cp)
