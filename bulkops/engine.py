@@ -178,7 +178,9 @@ class Engine:
             spec.operation is Operation.SET_STATUS and spec.expected_status is not None
         )
         self._fatal: FatalCall | None = None
-        self._urgent: anyio.Event  # set when a dispatch mark waits to be written; see run
+        # set to end the sink's group-commit window: a dispatch mark waits to be written,
+        # the outcome stream is full, or the run is draining (born in `run`, in the loop)
+        self._urgent: anyio.Event
         self._draining = False
         self._intake = anyio.CancelScope()
         self._workers: anyio.CancelScope | None = None
