@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import secrets
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +14,7 @@ import anyio
 import structlog
 
 from bulkops.apimodel import violation
-from bulkops.aws import AwsSettings, open_codeartifact
+from bulkops.aws import AwsRegistry, AwsSettings, open_codeartifact
 from bulkops.chunklist import chunk_list_path, read_chunks
 from bulkops.engine import (
     Engine,
@@ -187,28 +187,40 @@ async def run_new(
     stop: StopSignal,
     stats: Stats,
 ) -> RunResult:
-    """Create the journal holding `header` (see `header_for`) and run the job from the start.
+    """Create the journal holding `header` (see `header_for`) and run the job from the start."""
+    async with new_journal(checkpoint, header, aws) as (registry, journal):
+        items = work_items(header, checkpoint, None, stats)
+        return await run_engine(journal, registry, items, settings, stop, stats)
 
-    The client comes first: a bad region, profile or credentials leave no journal behind.
+
+@asynccontextmanager
+async def new_journal(
+    checkpoint: Path,
+    header: JournalHeader,
+    aws: AwsSettings,
+    preflight: Callable[[AwsRegistry], Awaitable[None]] | None = None,
+) -> AsyncIterator[tuple[AwsRegistry, Journal]]:
+    """A new job's client, then its journal holding `header`; both closed on exit.
+
+    The client comes first: a bad region, profile or credentials leave no journal behind,
+    and `preflight(registry)` (checks that may refuse the job) runs before the journal is
+    created. If anything fails before the journal exists, nothing will resume the job,
+    so its chunk list is removed too.
     """
-    with chunk_list_kept_by_journal(checkpoint, header):
-        async with open_codeartifact(aws, inputs_checked=True) as registry:
-            journal = await create_journal(LocalFileStore(checkpoint), header)
-            async with journal:
-                items = work_items(header, checkpoint, None, stats)
-                return await run_engine(journal, registry, items, settings, stop, stats)
-
-
-@contextmanager
-def chunk_list_kept_by_journal(checkpoint: Path, header: JournalHeader) -> Iterator[None]:
-    """Around a new job's start: if it fails before its journal exists, nothing will
-    resume it, so its chunk list is removed too."""
     try:
-        yield
+        async with open_codeartifact(aws, inputs_checked=True) as registry:
+            if preflight is not None:
+                await preflight(registry)
+            async with await create_journal(LocalFileStore(checkpoint), header) as journal:
+                yield registry, journal
     except BaseException:
-        if not checkpoint.exists() and header.chunk_list is not None:
-            checkpoint.with_name(header.chunk_list).unlink(missing_ok=True)
+        _drop_unjournaled_chunk_list(checkpoint, header)
         raise
+
+
+def _drop_unjournaled_chunk_list(checkpoint: Path, header: JournalHeader) -> None:
+    if not checkpoint.exists() and header.chunk_list is not None:
+        checkpoint.with_name(header.chunk_list).unlink(missing_ok=True)
 
 
 async def run_resume(

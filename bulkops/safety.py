@@ -25,17 +25,17 @@ from typing import Any
 import click
 import structlog
 
-from bulkops.aws import AwsSettings, open_codeartifact
+from bulkops.aws import AwsSettings
 from bulkops.discover import Discovery, DiscoverySettings, Listing, PackageVersions
 from bulkops.engine import Engine, EngineSettings, RunResult, Stats, StopSignal, WorkItem
 from bulkops.job import (
     Prepared,
-    chunk_list_kept_by_journal,
     journaled_run,
+    new_journal,
     run_new,
     work_items,
 )
-from bulkops.journal import Journal, JournalHeader, LocalFileStore, create_journal
+from bulkops.journal import Journal, JournalHeader
 from bulkops.manifest import ManifestSummary
 from bulkops.model import Chunk, ChunkOutcome, JobSpec, PackageRef
 from bulkops.rails import (
@@ -155,47 +155,45 @@ async def run_guarded(
     any call, keep-min before the journal exists, so a refusal leaves nothing behind.
     """
     spec = header.spec
-    with chunk_list_kept_by_journal(checkpoint, header):  # a refusal leaves nothing
+    stats.versions_total, stats.chunks_total = header.versions, header.chunks
+
+    async def preflight(catalog: Catalog) -> None:
         check_job_caps(rails, spec, summary)
-        stats.versions_total, stats.chunks_total = header.versions, header.chunks
-        async with open_codeartifact(aws, inputs_checked=True) as registry:
-            await check_job_keep_min(registry, header, checkpoint, rails.keep_min, discovery)
-            journal = await create_journal(LocalFileStore(checkpoint), header)
-            async with (
-                journal,
-                journaled_run(
-                    journal, settings, stop, stats, canary=rails.canary, breaker=rails.breaker
-                ) as run,
-            ):
-                breaker = (
-                    Breaker(rails.breaker, rails.breaker_window)
-                    if rails.breaker is not None
-                    else None
-                )
-                writer = _Watched(journal, stop, breaker, header.chunks)
-                result: RunResult | None = None
-                if rails.canary and (first := next(items, None)) is not None:
-                    writer.recording = True
-                    alone = replace(settings, concurrency=1)
-                    result = await Engine(
-                        spec, registry, writer, alone, stats=stats, stop=stop
-                    ).run([first])
-                    writer.recording = False
-                    if result.fatal is None and not stop.requested:
-                        verdict = canary_verdict(writer.outcomes)
-                        if verdict is not None:
-                            log.error("canary_failed", reason=verdict)
-                            stop.request(verdict, tripped=True)
-                            result.stopped, result.tripped = verdict, True
-                            await journal.event("rails_tripped", rail="canary", reason=verdict)
-                if result is None or (result.fatal is None and not stop.requested):
-                    engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
-                    result = await engine.run(items)
-                if writer.tripped is not None and not result.tripped:
-                    # tripped while draining another stop: the verdict still stands
-                    result.stopped, result.tripped = writer.tripped, True
-                run.result = result
-        return result
+        await check_job_keep_min(catalog, header, checkpoint, rails.keep_min, discovery)
+
+    async with (
+        new_journal(checkpoint, header, aws, preflight) as (registry, journal),
+        journaled_run(
+            journal, settings, stop, stats, canary=rails.canary, breaker=rails.breaker
+        ) as run,
+    ):
+        breaker = (
+            Breaker(rails.breaker, rails.breaker_window) if rails.breaker is not None else None
+        )
+        writer = _Watched(journal, stop, breaker, header.chunks)
+        result: RunResult | None = None
+        if rails.canary and (first := next(items, None)) is not None:
+            writer.recording = True
+            alone = replace(settings, concurrency=1)
+            result = await Engine(spec, registry, writer, alone, stats=stats, stop=stop).run(
+                [first]
+            )
+            writer.recording = False
+            if result.fatal is None and not stop.requested:
+                verdict = canary_verdict(writer.outcomes)
+                if verdict is not None:
+                    log.error("canary_failed", reason=verdict)
+                    stop.request(verdict, tripped=True)
+                    result.stopped, result.tripped = verdict, True
+                    await journal.event("rails_tripped", rail="canary", reason=verdict)
+        if result is None or (result.fatal is None and not stop.requested):
+            engine = Engine(spec, registry, writer, settings, stats=stats, stop=stop)
+            result = await engine.run(items)
+        if writer.tripped is not None and not result.tripped:
+            # tripped while draining another stop: the verdict still stands
+            result.stopped, result.tripped = writer.tripped, True
+        run.result = result
+    return result
 
 
 async def run_new_guarded(
