@@ -60,13 +60,12 @@ from bulkops.job import (
     header_for,
     prepare,
     run_resume,
-    work_items,
 )
 from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
 from bulkops.render import render
 from bulkops.report import ALREADY_APPLIED, SUCCEEDED, Totals, merge
-from bulkops.safety import check_job_caps, rails_from, run_guarded, tripped_message
+from bulkops.safety import check_job_caps, rails_from, run_new_guarded, tripped_message
 from bulkops.statefile import replace_private
 from bulkops.supervisor import supervise
 
@@ -198,16 +197,8 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
         header = header_for(prepared)
         rails = rails_from(kw)
         result = supervise(
-            lambda stop, stats: run_guarded(
-                header,
-                work_items(header, phase1, None, stats),
-                phase1,
-                settings,
-                aws,
-                stop,
-                stats,
-                rails,
-                s,
+            lambda stop, stats: run_new_guarded(
+                prepared, header, phase1, settings, aws, stop, stats, rails
             ),
             **_supervision(kw),
         )
@@ -281,16 +272,8 @@ def _phase2(
         header = header_for(prepared)
         no_rails = rails_from({})
         result = supervise(
-            lambda stop, stats: run_guarded(
-                header,
-                work_items(header, checkpoint, None, stats),
-                checkpoint,
-                settings,
-                aws,
-                stop,
-                stats,
-                no_rails,
-                prepared.summary,
+            lambda stop, stats: run_new_guarded(
+                prepared, header, checkpoint, settings, aws, stop, stats, no_rails
             ),
             **_supervision(kw),
         )
