@@ -342,6 +342,14 @@ class _Buckets:
                 planner.close()
 
 
+def _revision_conflict(
+    path: str, line: int, ref: PackageRef | None, version: str | None, earlier: int
+) -> ManifestError:
+    """A version named again with another revision: which one, and where it came first."""
+    reason = f"version {version!r} of {ref} is also on line {earlier} with a different revision"
+    return ManifestError(path, line, "revision", reason)
+
+
 def _owner_only(path: str, flags: int) -> int:
     return os.open(path, flags, 0o600)  # spilled rows are job state: owner-only
 
@@ -374,9 +382,7 @@ class _Planner:
             self._rows[version] = (line, revision)
             return
         if earlier[1] != revision:
-            what = f"version {version!r} of {self._ref}"
-            reason = f"{what} is also on line {earlier[0]} with a different revision"
-            raise ManifestError(self.path, line, "revision", reason)
+            raise _revision_conflict(self.path, line, self._ref, version, earlier[0])
         self.duplicates += 1
         lines = self.duplicate_lines
         lines.append(line)
@@ -435,9 +441,7 @@ def read_targets(
             if earlier[0] == line:
                 yield target
             elif earlier[1] != target.revision:
-                what = f"version {target.version!r} of {target.ref}"
-                reason = f"{what} is also on line {earlier[0]} with a different revision"
-                raise ManifestError(str(path), line, "revision", reason)
+                raise _revision_conflict(str(path), line, target.ref, target.version, earlier[0])
 
 
 def write_manifest(rows: Iterable[Target], out: TextIO, fmt: Literal["csv", "jsonl"]) -> int:
