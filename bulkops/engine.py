@@ -326,11 +326,7 @@ class Engine:
 
     async def _emit(self, send: MemoryObjectSendStream[_Out], item: _Out) -> None:
         """Hand `item` to the sink; a full stream ends its group-commit window at once."""
-        try:
-            send.send_nowait(item)
-        except anyio.WouldBlock:
-            self._urgent.set()
-            await send.send(item)
+        await _put(send, item, on_full=self._urgent.set)
 
     async def _sink(self, receive: MemoryObjectReceiveStream[_Out]) -> None:
         window = self.settings.commit_window
@@ -393,9 +389,14 @@ class Engine:
 T = TypeVar("T")
 
 
-async def _put(send: MemoryObjectSendStream[T], item: T) -> None:
-    """Send `item`, without a trip through the event loop when the stream has room."""
+async def _put(
+    send: MemoryObjectSendStream[T], item: T, on_full: Callable[[], None] | None = None
+) -> None:
+    """Send `item`, without a trip through the event loop when the stream has room;
+    `on_full` is told when it has none."""
     try:
         send.send_nowait(item)
     except anyio.WouldBlock:
+        if on_full is not None:
+            on_full()
         await send.send(item)
