@@ -112,11 +112,11 @@ def prepare(
         chunk_size=spec.chunk_size,
         chunks_to=None if checkpoint is None else chunk_list_path(checkpoint),
     )
+    prepared = Prepared(spec, summary, path.resolve())
     if summary.targets == 0:
-        if summary.chunk_list is not None:
-            summary.chunk_list.path.unlink(missing_ok=True)
+        prepared.discard(spooled=False)
         raise UsageError(f"manifest {path} names nothing to do")
-    return Prepared(spec, summary, path.resolve())
+    return prepared
 
 
 def header_for(prepared: Prepared) -> JournalHeader:
