@@ -8,7 +8,8 @@ engine alone decides when and whether to send again.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import aiohttp
+import botocore.session
+import structlog
 from aiobotocore.config import AioConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -46,11 +49,17 @@ from bulkops.errors import (
     Throttled,
     UsageError,
 )
+from bulkops.log import register_secret, register_url_password
 from bulkops.model import CallResult, Chunk, JobSpec, Operation, PackageRef, VersionState
 from bulkops.registry import Location, PackageQuery, VersionPage, VersionSummary
 
 if TYPE_CHECKING:
     from types_aiobotocore_codeartifact import CodeArtifactClient
+
+log = structlog.get_logger("bulkops.aws")
+
+_SECRET_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+_SECRET_SETTINGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,7 @@ async def open_codeartifact(
     `inputs_checked`: every value the calls will carry has been validated against the
     API's shapes already (a job's spec and chunk list), so botocore need not do it again.
     """
+    register_known_secrets(settings)
     async with AsyncExitStack() as stack:
         try:
             keys = settings.static_credentials
@@ -112,11 +122,72 @@ async def open_codeartifact(
             found = session.get_credentials()
             if inspect.isawaitable(found):
                 found = await found
+            if found is not None:
+                await watch_credentials(found)
         except BotoCoreError as exc:
             raise setup_error(exc) from exc
         if found is None:
             raise AccessDenied("no AWS credentials found (environment, profile, or role)")
+        client.meta.events.register("after-call.codeartifact", _log_answer)
         yield AwsRegistry(client)
+
+
+def register_known_secrets(settings: AwsSettings) -> None:
+    """Register the credentials bulkops can see before botocore resolves any: env, files, URL."""
+    for name in (*_SECRET_VARIABLES, "AWS_SECURITY_TOKEN"):
+        register_secret(os.environ.get(name))
+    if settings.static_credentials:
+        for value in settings.static_credentials:
+            register_secret(value)
+    register_url_password(settings.endpoint_url)
+    for name, value in os.environ.items():
+        if name.startswith("AWS_ENDPOINT_URL"):
+            register_url_password(value)
+    try:  # every profile's static keys: a role chain signs with a source profile's
+        profiles = botocore.session.get_session().full_config.get("profiles", {})
+    except BotoCoreError:
+        return  # a broken config file fails the client set-up, with its own message
+    for profile in profiles.values():
+        for key in _SECRET_SETTINGS:
+            value = profile.get(key)
+            register_secret(value if isinstance(value, str) else None)
+
+
+def _register_frozen(frozen: Any) -> None:
+    register_secret(getattr(frozen, "access_key", None))
+    register_secret(getattr(frozen, "secret_key", None))
+    register_secret(getattr(frozen, "token", None))
+
+
+async def watch_credentials(credentials: Any) -> None:
+    """Register `credentials` now, and every set a refresh brings, before a request uses it.
+
+    The signer asks for frozen credentials before every request; a refreshable set (assume
+    role, SSO, credential_process, container or instance metadata) refreshes inside that
+    call, so the wrapper sees each new set as it arrives.
+    """
+    original: Callable[[], Awaitable[Any]] = credentials.get_frozen_credentials
+
+    async def get_frozen_credentials() -> Any:
+        frozen = await original()
+        _register_frozen(frozen)
+        return frozen
+
+    credentials.get_frozen_credentials = get_frozen_credentials
+    await get_frozen_credentials()
+
+
+def _log_answer(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+    """One debug line per answer: operation, HTTP status, request id, error code."""
+    meta = parsed.get("ResponseMetadata", {}) if isinstance(parsed, dict) else {}
+    error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+    log.debug(
+        "aws_answer",
+        operation=getattr(model, "name", None),
+        status=getattr(http_response, "status_code", None),
+        request_id=meta.get("RequestId"),
+        error=error.get("Code"),
+    )
 
 
 # Credentials that cannot be found or fetched: every call would be refused.

@@ -29,6 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from bulkops.calls import Abandoned, CallRunner, GaveUp
 from bulkops.errors import CallFailed, FatalCall, Throttled
 from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
+from bulkops.log import redact_error
 from bulkops.model import Chunk, ChunkOutcome, JobSpec, Operation
 from bulkops.registry import Registry
 from bulkops.verdicts import Verdicts
@@ -291,7 +292,7 @@ class Engine:
             except Abandoned:
                 return
             except GaveUp as gave_up:
-                err = {"errorCode": gave_up.last.code, "errorMessage": str(gave_up.last)}
+                err = {"errorCode": gave_up.last.code, "errorMessage": redact_error(gave_up.last)}
                 # every version of the attempt is still pending: say so, pins included
                 outcome = ChunkOutcome(
                     chunk.id,

@@ -60,7 +60,7 @@ Then run the plan with any operation, e.g.:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"bulkops: error: {message}", err=True)
+    click.echo(f"bulkops: error: {logsetup.redact_text(message)}", err=True)
     sys.exit(code)
 
 

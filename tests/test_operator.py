@@ -102,8 +102,8 @@ def test_credentials_and_signatures_are_redacted_from_our_logs_and_botocore_s() 
         structlog.get_logger("t").info(
             "call", aws_secret_access_key="wJalrXUtnFEMI/K7MDENG", session_token="FwoGZX"
         )
-        logging.getLogger("botocore.endpoint").debug(
-            "Sending http request: {'headers': {'Authorization': b'AWS4-HMAC-SHA256 "
+        logging.getLogger("botocore.utils").debug(
+            "Request: {'headers': {'Authorization': b'AWS4-HMAC-SHA256 "
             "Credential=AKIAIOSFODNN7EXAMPLE/20261121/us-east-1/codeartifact/aws4_request, "
             "SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123', "
             "'X-Amz-Security-Token': 'IQoJb3JpZ2luX2VjEXAMPLETOKEN'}}"
