@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+import structlog
+
 from bulkops.errors import Refused
+
+log = structlog.get_logger("bulkops.journal")
 
 
 class JournalStore(Protocol):
@@ -73,6 +78,8 @@ class LocalFileStore:
         if not directory.exists():
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             _fsync_dir(directory.parent)
+        else:
+            warn_if_shared(directory)
         flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
         try:
             # Born 0600: a chmod afterwards would leave a window where others can read it.
@@ -122,6 +129,20 @@ class LocalFileStore:
         if self._fd is None:
             raise RuntimeError(f"journal {self.path} is not open for writing")
         return self._fd
+
+
+def warn_if_shared(directory: Path) -> None:
+    """Warn when a job-state directory that already existed lets group or others in."""
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o077:
+        # files are born 0600, but an open directory lists the job's state and, if
+        # writable, lets others swap its files for their own
+        log.warning(
+            "checkpoint_dir_shared",
+            directory=str(directory.resolve()),
+            mode=oct(mode),
+            advice=f"chmod 700 {directory.resolve()} or choose a private directory",
+        )
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import signal
 import sys
@@ -165,6 +166,9 @@ def emulator(
         faults=faults,
         account_id=account_id,
     )
+    warning = exposure_warning(host)
+    if warning:
+        click.echo(warning, err=True)
     try:
         asyncio.run(serve(config))
     except OSError as exc:
@@ -172,6 +176,21 @@ def emulator(
         sys.exit(1)
     except ValueError as exc:  # a seed file that breaks the API's naming rules
         raise click.BadParameter(str(exc), param_hint="--seed-file") from None
+
+
+def exposure_warning(host: str) -> str | None:
+    """A warning when `host` lets other machines reach an emulator that checks no signature."""
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: it may resolve to any address
+    return (
+        f"warning: the emulator listens on {host}, reachable from other machines; it checks "
+        "no signature or credential, so anyone who can reach it can change its data"
+    )
 
 
 async def serve(config: EmulatorConfig) -> None:
