@@ -92,7 +92,7 @@ def register_secret(value: str | None) -> None:
 
 
 def register_url_password(url: str | None) -> None:
-    """Register the password (and user info) of a URL such as `http://user:pass@host`."""
+    """Register the password of a URL such as `http://user:pass@host`, as written and decoded."""
     if not url:
         return
     parts = urllib.parse.urlsplit(url)
