@@ -290,3 +290,33 @@ def test_quiet_and_verbose_are_options_of_every_command_that_logs() -> None:
         assert _option_help(text, "--verbose").startswith("-v, --verbose Debug log events")
     report = _help("report", columns=100)
     assert _option_help(report, "--exit-code").startswith("--exit-code Exit 3 when versions")
+
+
+@pytest.mark.asyncio
+async def test_the_demo_prints_its_faults_and_commands_that_replay_it(tmp_path: Path) -> None:
+    demo = subprocess.run(
+        [sys.executable, "-m", "bulkops", "demo", "--packages", "20", "--versions", "10",
+         "--seed", "3", "--no-faults", "--workdir", tmp_path / "demo", "--progress", "off"],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    assert "Faults: none (--no-faults)." in demo.stdout
+    (serve,) = [line.split() for line in demo.stdout.splitlines() if "bulkops emulator" in line]
+    assert serve[:7] == ["bulkops", "emulator", "--port", "8911", "--generate", "20x10", "--seed"]
+    commands = [shlex.split(line[2:]) for line in demo.stdout.splitlines() if line.startswith("$ ")]
+    assert [argv[1] for argv in commands] == ["set-status", "dispose", "copy"]
+    async with run_emulator(generate=(20, 10), seed=int(serve[7]), quotas=QuotaConfig.off()) as emu:
+        for argv in commands:
+            run = await bulkops(emu, *argv[1:])
+            assert run.code == 0, (argv, run.stderr)
+        assert emu.versions("release"), "the replayed copy filled the release repository"
+
+
+def test_the_demo_says_which_faults_it_injects() -> None:
+    from bulkops.demo import fault_words
+    from bulkops.emulator import FaultConfig
+
+    words = fault_words(FaultConfig(latency_ms=20, jitter=0.5, error_rate=0.01, skip_rate=0.002))
+    assert words.startswith("Faults injected, as a real service has them: 20 ms latency (±50%)")
+    assert "500 InternalServerException on 1% of calls" in words
+    assert "SKIPPED for 0.2% of versions" in words
