@@ -320,3 +320,19 @@ def test_the_demo_says_which_faults_it_injects() -> None:
     assert words.startswith("Faults injected, as a real service has them: 20 ms latency (±50%)")
     assert "500 InternalServerException on 1% of calls" in words
     assert "SKIPPED for 0.2% of versions" in words
+
+
+def test_a_usage_error_is_an_event_in_json_logs_and_clicks_message_on_a_console() -> None:
+    argv = [sys.executable, "-m", "bulkops", "delete", "--repository", "main", "--manifest", "m"]
+    piped = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert piped.returncode == 2
+    (event,) = log_events(piped.stderr)
+    assert event["event"] == "command_failed"
+    assert event["error"] == "Missing option '--domain'."
+    assert event["exit_code"] == 2
+    env = {**os.environ, "BULKOPS_LOG_FORMAT": "console"}
+    console = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert console.returncode == 2
+    assert console.stderr.splitlines()[-1] == "Error: Missing option '--domain'."
+    bare = subprocess.run(argv[:3], capture_output=True, text=True, check=False)
+    assert bare.stderr.startswith("Usage: bulkops [OPTIONS] COMMAND")  # help, not an event

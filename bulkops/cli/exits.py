@@ -44,7 +44,8 @@ Exit codes:
   77  access denied, or no usable AWS credentials"""
 
 
-def _logs_are_json() -> bool:
+def logs_are_json() -> bool:
+    """Whether stderr is a JSON log stream (set up with the defaults if not yet)."""
     if logsetup.rendering() is None:  # an error before the command set up its logs
         fmt = os.environ.get("BULKOPS_LOG_FORMAT")
         logsetup.configure(
@@ -55,7 +56,7 @@ def _logs_are_json() -> bool:
 
 def notify(event: str, line: str, *, level: Level = "info", **fields: Any) -> None:
     """Tell the operator on stderr: `line` on a console, else log `event` with `fields`."""
-    if _logs_are_json():
+    if logs_are_json():
         getattr(log, level)(event, **fields)
     else:
         click.echo(redact_text(line), err=True)
