@@ -8,12 +8,16 @@ path as `bulkops <operation> --execute` (manifest → plan → journal → engin
 3. copy the 2.x release line of a few packages into the `release` repository.
 
 After each job the report is printed and checked against the emulator's ground truth.
+Each job is printed as the `bulkops` command that runs it, and the emulator as the
+`bulkops emulator` command that serves the same data and faults, so the demo can be
+replayed by hand.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -117,6 +121,47 @@ def steps(domain: str) -> list[DemoStep]:
     ]
 
 
+def step_command(spec: JobSpec, manifest: Path, checkpoint: Path) -> str:
+    """The `bulkops` command that runs a demo step's job against `bulkops emulator`."""
+    argv = ["bulkops", spec.operation.value, "--domain", spec.domain]
+    if spec.operation is Operation.COPY:
+        argv += ["--source-repository", spec.repository]
+        argv += ["--destination-repository", spec.destination_repository or ""]
+    else:
+        argv += ["--repository", spec.repository]
+    argv += ["--manifest", str(manifest)]
+    if spec.expected_status:
+        argv += ["--expected-status", spec.expected_status]
+    if spec.target_status:
+        argv += ["--target-status", spec.target_status]
+    return shlex.join([*argv, "--checkpoint", str(checkpoint), "--execute"])
+
+
+def fault_words(faults: FaultConfig) -> str:
+    """The faults the demo injects, in words."""
+    if faults == FaultConfig():
+        return "Faults: none (--no-faults)."
+    return (
+        f"Faults injected, as a real service has them: {faults.latency_ms:g} ms latency "
+        f"(±{faults.jitter:.0%}) per call, 500 InternalServerException on {faults.error_rate:.0%}"
+        f" of calls (retried), SKIPPED for {faults.skip_rate:.1%} of versions (sent again); "
+        "--no-faults turns them off."
+    )
+
+
+def emulator_command(packages: int, versions: int, seed: int, faults: FaultConfig) -> str:
+    """The `bulkops emulator` command serving the demo's data and faults on port 8911."""
+    argv = ["bulkops", "emulator", "--port", "8911", "--generate", f"{packages}x{versions}"]
+    argv += ["--seed", str(seed)]
+    if faults.latency_ms:
+        argv += ["--latency-ms", f"{faults.latency_ms:g}", "--jitter", f"{faults.jitter:g}"]
+    if faults.error_rate:
+        argv += ["--error-rate", f"{faults.error_rate:g}"]
+    if faults.skip_rate:
+        argv += ["--skip-rate", f"{faults.skip_rate:g}"]
+    return shlex.join(argv)
+
+
 def _write_manifest(path: Path, rows: list[tuple[Key, str]]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for (ref, version), revision in rows:
@@ -141,6 +186,8 @@ async def _run_step(
         click.echo("nothing to do in this repository")
         return True
     _write_manifest(manifest, rows)
+    replay = workdir / "replay" / f"{name}.journal"  # beside, not over, the demo's journal
+    click.echo(f"$ {step_command(step.spec, manifest, replay)}")
     prepared = prepare(
         step.spec, str(manifest), manifest_format="jsonl", spool_dir=workdir, checkpoint=checkpoint
     )
@@ -220,6 +267,14 @@ async def run_demo(
     )
     settings = EngineSettings(concurrency=16, rate=100.0, copy_rate=5.0, seed=seed)
     click.echo(f"Generating {packages} packages × {versions} versions in an embedded emulator…")
+    click.echo(fault_words(fault_config))
+    click.echo(
+        "To replay the jobs by hand, serve the same data in another shell and point bulkops "
+        "at it, then run the `$ bulkops` lines below in order:\n"
+        f"  {emulator_command(packages, versions, seed, fault_config)}\n"
+        "  export AWS_ENDPOINT_URL_CODEARTIFACT=http://127.0.0.1:8911 "
+        "AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-east-1"
+    )
     async with run_emulator(
         generate=(packages, versions), seed=seed, quotas=QuotaConfig(), faults=fault_config
     ) as emu:

@@ -212,6 +212,8 @@ async def new_journal(
             if preflight is not None:
                 await preflight(registry)
             async with await create_journal(LocalFileStore(checkpoint), header) as journal:
+                # said once the journal exists: a job refused before it leaves no checkpoint
+                log.info("checkpoint_created", checkpoint=str(checkpoint))
                 yield registry, journal
     except BaseException:
         _drop_unjournaled_chunk_list(checkpoint, header)

@@ -25,6 +25,8 @@ from structlog.typing import EventDict, WrappedLogger
 
 LogFormat = Literal["auto", "console", "json"]
 
+_rendering: dict[str, str] = {}  # the format `configure` chose: "console" or "json"
+
 _SECRET_KEYS = re.compile(
     r"(secret|token|password|credential|signature|authorization|access_key|accesskey|x-amz-security)",
     re.IGNORECASE,
@@ -200,6 +202,7 @@ def configure(
     out = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if out.isatty() else "json"
+    _rendering["format"] = fmt
     numeric = logging.getLevelNamesMapping()[level.upper()]
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -242,3 +245,8 @@ def configure(
     structlog.contextvars.clear_contextvars()
     if context:
         structlog.contextvars.bind_contextvars(**context)
+
+
+def rendering() -> str | None:
+    """The format logs are written in, "console" or "json"; None before `configure`."""
+    return _rendering.get("format")

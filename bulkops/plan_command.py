@@ -6,6 +6,7 @@ CLI's own AWS and log options without importing `bulkops.cli` (which registers i
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,7 +16,6 @@ from typing import Any, NoReturn
 import anyio
 import click
 
-from bulkops import log as logsetup
 from bulkops.aws import AwsSettings, open_codeartifact
 from bulkops.discover import DiscoverySettings
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, UsageError
@@ -55,13 +55,65 @@ Examples:
       --format npm --namespace acme --package 'legacy-*'
   bulkops plan --domain acme --repository main --out rules.jsonl \\
       --rules configs/rules/prerelease-cleanup.toml --keep-min 3
-Then run the plan with any operation, e.g.:
-  bulkops dispose --domain acme --repository main --manifest stale.jsonl --execute"""
+Then run the plan with the operation it was made for, e.g.:
+  bulkops dispose --domain acme --repository main --manifest stale.jsonl --execute
+  bulkops set-status --domain acme --repository main --manifest legacy.csv \\
+      --target-status Archived --execute
+  bulkops delete --domain acme --repository main --manifest stale.jsonl \\
+      --safe-delete --execute"""
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"bulkops: error: {logsetup.redact_text(message)}", err=True)
-    sys.exit(code)
+    from bulkops.cli.exits import fail  # bulkops.cli imports this module
+
+    fail(message, code)
+
+
+def next_commands(kw: dict[str, Any]) -> list[str]:
+    """The operations a plan can run with, as commands to paste (copy needs a destination)."""
+    owner = ["--domain-owner", kw["domain_owner"]] if kw.get("domain_owner") else []
+    where = ["--domain", kw["domain"], *owner]
+    manifest = ["--manifest", str(kw["out"])]
+    repo = ["--repository", kw["repository"]]
+    return [
+        shlex.join(argv)
+        for argv in (
+            ["bulkops", "set-status", *where, *repo, *manifest, "--target-status", "Archived"],
+            ["bulkops", "dispose", *where, *repo, *manifest],
+            [
+                "bulkops",
+                "copy",
+                *where,
+                "--source-repository",
+                kw["repository"],
+                "--destination-repository",
+                "DESTINATION",
+                *manifest,
+            ],
+            ["bulkops", "delete", *where, *repo, *manifest, "--safe-delete"],
+        )
+    ]
+
+
+def plan_document(summary: PlanSummary, kw: dict[str, Any]) -> dict[str, Any]:
+    """The plan's summary as `--output json` prints it."""
+    return {
+        "out": str(summary.path) if summary.path is not None else None,
+        "domain": summary.where.domain,
+        "repository": summary.where.repository,
+        "packages": summary.packages,
+        "versions": summary.versions,
+        "packages_scanned": summary.packages_scanned,
+        "versions_scanned": summary.versions_scanned,
+        "by_rule": dict(summary.by_rule),
+        "by_status": dict(summary.by_status),
+        "by_format": dict(summary.by_format),
+        "kept": dict(summary.kept),
+        "kept_out": str(kw["kept"]) if kw.get("kept") else None,
+        "calls": dict(summary.calls),
+        "throttled": summary.throttled,
+        "next_commands": next_commands(kw) if summary.versions else [],
+    }
 
 
 def _options() -> list[Decorator]:
@@ -254,24 +306,32 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
         (--keep-latest, the default version, --keep-version) always win over select
         rules. Nothing is changed by this command.
         """
-        logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+        from bulkops.cli.exits import print_json  # bulkops.cli imports this module
+        from bulkops.cli.options import setup_logs
+
+        setup_logs(kw)
         try:
             summary = _run(kw)
         except BulkopsError as exc:
             _fail(str(exc), exc.exit_code)
         except (click.ClickException, OSError) as exc:
             _fail(str(exc), EXIT_USAGE)
+        if kw["output"] == "json":
+            print_json(plan_document(summary, kw))
+            sys.exit(EXIT_OK)
         for line in summary_lines(summary, kw["kept"]):
             click.echo(line)
-        op = "dispose" if summary.versions else None
-        if op:
+        if summary.versions:
             click.echo(
-                f"Run it with e.g.: bulkops {op} --domain {kw['domain']} --repository "
-                f"{kw['repository']} --manifest {kw['out']} --execute "
-                "(or set-status, copy, delete --safe-delete)"
+                "Run it with the operation it was made for (each sends nothing without --execute):"
             )
+            for command in next_commands(kw):
+                click.echo(f"  {command}")
         sys.exit(EXIT_OK)
 
-    for option in reversed([*_options(), *aws_options, *log_options]):
+    from bulkops.cli.options import output_option  # bulkops.cli imports this module
+
+    options: list[Decorator] = [*_options(), *aws_options, *log_options, output_option]
+    for option in reversed(options):
         plan_cmd = option(plan_cmd)
     return click.command("plan", epilog=EPILOG)(plan_cmd)

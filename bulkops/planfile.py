@@ -193,6 +193,10 @@ async def make_plan(
     return summary
 
 
+def _n(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def summary_lines(s: PlanSummary, kept_out: Path | None = None) -> list[str]:
     """The plan's summary for the terminal."""
 
@@ -201,8 +205,8 @@ def summary_lines(s: PlanSummary, kept_out: Path | None = None) -> list[str]:
 
     where = f"{s.where.domain}/{s.where.repository}"
     lines = [
-        f"plan: {s.versions} versions of {s.packages} packages selected in {where} "
-        f"(scanned {s.versions_scanned} versions of {s.packages_scanned} packages)",
+        f"plan: {_n(s.versions, 'version')} of {_n(s.packages, 'package')} selected in {where} "
+        f"(scanned {_n(s.versions_scanned, 'version')} of {_n(s.packages_scanned, 'package')})",
     ]
     if s.versions:
         lines += [

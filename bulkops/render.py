@@ -173,9 +173,10 @@ class _TableWriter:
     def finish(self, totals: Totals) -> None:
         h, console = self.header, Console(file=self.out)
         spec = h.spec
+        into = f" → {spec.destination_repository}" if spec.destination_repository else ""
         console.print(
             f"[bold]bulkops report[/] job {h.job_id}: {spec.operation.value}"
-            f" on {spec.domain}/{spec.repository} (created {h.created_at})"
+            f" on {spec.domain}/{spec.repository}{into} (created {h.created_at})"
         )
         summary = Table(title="Totals", show_header=False)
         for label, value in (

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -41,11 +42,9 @@ from typing import Any, NoReturn
 import click
 import structlog
 
-from bulkops import log as logsetup
 from bulkops.aws import AwsSettings
 from bulkops.engine import EngineSettings, RunResult
 from bulkops.errors import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PERMANENT_FAILURES,
     BulkopsError,
@@ -65,7 +64,7 @@ from bulkops.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
 from bulkops.render import render
 from bulkops.report import ALREADY_APPLIED, SUCCEEDED, Totals, merge
-from bulkops.safety import check_job_caps, rails_from, run_new_guarded, tripped_message
+from bulkops.safety import check_job_caps, rails_from, run_new_guarded
 from bulkops.statefile import replace_private
 from bulkops.supervisor import supervise
 
@@ -117,6 +116,12 @@ def write_phase2_manifest(phase1: Path, out: Path) -> int:
     return n
 
 
+def _notify(event: str, line: str, **fields: Any) -> None:
+    from bulkops.cli.exits import notify  # bulkops.cli imports this module
+
+    notify(event, line, **fields)
+
+
 def _supervision(kw: dict[str, Any]) -> dict[str, Any]:
     return {
         "max_duration": kw.get("max_duration"),
@@ -125,32 +130,44 @@ def _supervision(kw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _settle(result: RunResult, checkpoint: Path, again: str) -> Totals | int:
+def again_command(kw: dict[str, Any], checkpoint: Path) -> str:
+    """The command that goes on with this safe delete from wherever it stopped."""
+    argv = ["bulkops", "delete", "--domain", kw["domain"]]
+    if kw.get("domain_owner"):
+        argv += ["--domain-owner", kw["domain_owner"]]
+    argv += ["--repository", kw["repository"], "--manifest", kw["manifest"]]
+    if kw.get("manifest_format"):
+        argv += ["--manifest-format", kw["manifest_format"]]
+    if kw.get("expected_status"):
+        argv += ["--expected-status", kw["expected_status"]]
+    argv += ["--safe-delete", "--checkpoint", str(checkpoint), "--resume-existing", "--execute"]
+    return shlex.join(argv)
+
+
+def _settle(result: RunResult, checkpoint: Path, again: str, kw: dict[str, Any]) -> Totals | int:
     """The phase's totals if it finished, else the exit code the command ends with."""
-    totals = render(LocalFileStore(checkpoint), "table", sys.stdout)
-    if result.fatal is not None:
-        click.echo(f"bulkops: error: {logsetup.redact_text(str(result.fatal))}", err=True)
-        click.echo(f"After fixing the cause, continue with: {again}", err=True)
-        return result.fatal.exit_code
-    if result.tripped:  # 3, not 75: a batch retry would resume without the rail
-        click.echo(tripped_message(str(checkpoint), result.stopped, again), err=True)
-        return EXIT_PERMANENT_FAILURES
-    pending = sum(totals.pending.values())
-    if result.stopped is not None or pending or totals.not_started:
-        why = result.stopped or "chunks did not finish within their retries"
-        click.echo(f"Interrupted ({why}). Continue with: {again}", err=True)
-        return EXIT_INTERRUPTED
-    return totals
+    from bulkops.cli.exits import closing_summary, print_json, run_ending  # cli imports us
+
+    json_out = kw.get("output") == "json"
+    totals = render(LocalFileStore(checkpoint), "table", io.StringIO() if json_out else sys.stdout)
+    ending = run_ending(result, totals, checkpoint, again)
+    if json_out:
+        print_json(closing_summary(checkpoint, result, totals, ending))
+    # a phase that finished, with or without permanent failures, goes on to what follows
+    if ending.code == EXIT_OK or ending.event == "run_finished_with_failures":
+        return totals
+    ending.tell(checkpoint)  # 3 for a tripped rail, not 75: a batch retry would drop the rail
+    return ending.code
 
 
 def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> NoReturn:
     """The body of `bulkops delete --safe-delete`: validate, then archive and delete."""
-    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    from bulkops.cli.exits import fail  # cli imports this module
+
     try:
         sys.exit(_run(kw, settings, aws))
     except BulkopsError as exc:
-        click.echo(f"bulkops: error: {logsetup.redact_text(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
+        fail(str(exc), exc.exit_code)
 
 
 def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
@@ -168,13 +185,13 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     if not kw["execute"]:
         with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
             _plan(kw, archive_spec, Path(spool))
-        click.echo("Nothing was sent. Add --execute to run this job.")
+        if kw.get("output") != "json":
+            click.echo("Nothing was sent. Add --execute to run this job.")
         return EXIT_OK
     # a new phase 1 gets its chunk list beside its journal; a started one keeps its own
     prepared = _plan(kw, archive_spec, checkpoint.parent, None if phase1.exists() else phase1)
     s = prepared.summary
-    again = f"the same command with --resume-existing --checkpoint {checkpoint}"
-    click.echo(f"checkpoint: {checkpoint} (phase 1: {phase1})", err=True)
+    again = again_command(kw, checkpoint)
     if phase1.exists():  # whichever phase goes on, it must be this manifest's safe delete
         header = read_header(LocalFileStore(phase1))
         if kw["manifest"] == "-":  # this run's copy of stdin: the journal names its own
@@ -202,11 +219,16 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
             ),
             **_supervision(kw),
         )
-    first = _settle(result, phase1, again)
+    first = _settle(result, phase1, again, kw)
     if isinstance(first, int):
         return first
     n = write_phase2_manifest(phase1, manifest2)
-    click.echo(f"phase 1 archived {n} versions; phase 2 deletes them: {manifest2}", err=True)
+    _notify(
+        "phase1_done",
+        f"phase 1 archived {n} versions; phase 2 deletes them: {manifest2}",
+        archived=n,
+        manifest=str(manifest2),
+    )
     if n == 0:
         return EXIT_PERMANENT_FAILURES if first.has_permanent_failures else EXIT_OK
     return _phase2(checkpoint, manifest2, settings, aws, kw, again, first)
@@ -234,11 +256,28 @@ def _plan(
                 f"{s.targets - s.revisions_pinned} of its {s.targets} rows pin none; "
                 "make the manifest with `bulkops plan`, which pins every revision"
             )
-        click.echo(
-            f"safe delete: {s.targets} versions of {s.packages} packages in "
-            f"{kw['repository']!r} ({kw['domain']}): archive them with their revisions "
-            "pinned, then delete those archived (expectedStatus=Archived)"
-        )
+        from bulkops.cli.exits import plural, print_json  # bulkops.cli imports this module
+
+        if kw.get("output") != "json":
+            click.echo(
+                f"safe delete: {plural(s.targets, 'version')} of {plural(s.packages, 'package')}"
+                f" in {kw['repository']!r} ({kw['domain']}): archive them with their revisions "
+                "pinned, then delete those archived (expectedStatus=Archived)"
+            )
+        elif not kw["execute"]:
+            print_json(
+                {
+                    "operation": "delete",
+                    "safe_delete": True,
+                    "domain": kw["domain"],
+                    "repository": kw["repository"],
+                    "unit": "version",
+                    "targets": s.targets,
+                    "packages": s.packages,
+                    "calls": 2 * s.chunks,  # an archive and a delete per chunk, at most
+                    "sent": False,
+                }
+            )
         check_job_caps(rails_from(kw), archive_spec, s)
     except Refused:
         prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
@@ -277,16 +316,20 @@ def _phase2(
             ),
             **_supervision(kw),
         )
-    second = _settle(result, checkpoint, again)
+    second = _settle(result, checkpoint, again, kw)
     if isinstance(second, int):
         return second
     if second.has_permanent_failures or (first is not None and first.has_permanent_failures):
         phase1, _ = phase_paths(checkpoint)
-        click.echo(
-            "Finished with permanent failures; list them with: "
-            f"bulkops report {phase1} --failed-only (archive) and "
-            f"bulkops report {checkpoint} --failed-only (delete)",
-            err=True,
+        reports = [f"bulkops report {p} --failed-only" for p in (phase1, checkpoint)]
+        _notify(
+            "run_finished_with_failures",
+            f"Finished with permanent failures; list them with: {reports[0]} (archive) "
+            f"and {reports[1]} (delete)",
+            level="warning",
+            checkpoint=str(checkpoint),
+            report_commands=reports,
+            exit_code=EXIT_PERMANENT_FAILURES,
         )
         return EXIT_PERMANENT_FAILURES
     return EXIT_OK

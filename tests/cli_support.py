@@ -68,3 +68,8 @@ def rows_for(
 
 def report_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def log_events(stderr: str) -> list[dict[str, Any]]:
+    """A piped run's stderr as its JSON log events; a line that is not JSON fails the test."""
+    return [json.loads(line) for line in stderr.splitlines() if line.strip()]

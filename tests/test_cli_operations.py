@@ -12,7 +12,7 @@ import pytest
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.manifest import scan_manifest
 from bulkops.model import Operation
-from tests.cli_support import bulkops, report_lines, rows_for, write_manifest
+from tests.cli_support import bulkops, log_events, report_lines, rows_for, write_manifest
 
 pytestmark = pytest.mark.asyncio
 
@@ -357,7 +357,9 @@ async def test_resume_existing_with_the_same_manifest_resumes(tmp_path: Path) ->
         assert (await bulkops(emu, *job)).code == 0
         run = await bulkops(emu, *job, "--resume-existing")
         assert run.code == 0, run.stderr
-        assert "resuming it" in run.stderr
+        assert [
+            e["checkpoint"] for e in log_events(run.stderr) if e["event"] == "resuming_existing"
+        ] == [str(cp)]
 
 
 async def test_a_dry_run_refuses_what_the_caps_refuse_as_the_execution_does(

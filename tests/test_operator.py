@@ -164,10 +164,21 @@ def test_a_fatal_error_message_is_redacted_where_it_is_printed(tmp_path: Path) -
 
     anyio.run(make)
     result = RunResult(Stats(), "fatal", AccessDenied(f"X: {SECRETS_IN_AN_ERROR}"))
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        logsetup.configure(level="error", fmt="json", stream=io.StringIO())
-        assert finish(checkpoint, result) == 77
-    assert "bulkops: error: X: Authorization" in err.getvalue()
-    for secret in ("AKIAIOSFODNN7EXAMPLE", "fedcba9876543210fedcba98", "SESSIONTOKEN"):
-        assert secret not in err.getvalue()
+    for fmt in ("console", "json"):
+        err, logs = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            logsetup.configure(level="error", fmt=fmt, stream=logs)
+            assert finish(checkpoint, result) == 77
+        if fmt == "console":  # the human line
+            shown = err.getvalue()
+            assert "bulkops: error: X: Authorization" in shown
+        else:  # the same as an event, and nothing but JSON
+            shown = logs.getvalue()
+            assert err.getvalue() == ""
+            events = [json.loads(line) for line in shown.splitlines()]
+            (failed,) = [e for e in events if e["event"] == "run_failed"]
+            assert failed["error"].startswith("X: Authorization")
+            assert failed["exit_code"] == 77
+            assert failed["resume_command"] == f"bulkops resume {checkpoint}"
+        for secret in ("AKIAIOSFODNN7EXAMPLE", "fedcba9876543210fedcba98", "SESSIONTOKEN"):
+            assert secret not in shown

@@ -16,7 +16,7 @@ from bulkops.journal import LocalFileStore, iter_records
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 from bulkops.rails import Breaker, Rails, canary_verdict, check_caps
 from bulkops.safety import run_guarded
-from tests.cli_support import bulkops, rows_for, write_manifest
+from tests.cli_support import bulkops, log_events, rows_for, write_manifest
 
 WRITES = ("DeletePackageVersions", "DisposePackageVersions", "UpdatePackageVersionsStatus")
 REF = PackageRef("npm", None, "lib")
@@ -254,7 +254,7 @@ async def test_a_breaker_trip_exits_3_and_says_how_to_go_on(tmp_path: Path) -> N
         run = await bulkops(emu, "dispose", "--domain", "acme", "--repository", "main",
                             "--manifest", manifest, "--chunk-size", "2", "--concurrency", "1",
                             "--breaker", "0.5", "--breaker-window", "3",
-                            "--checkpoint", cp, "--execute")  # fmt: skip
+                            "--checkpoint", cp, "--execute", "--log-format", "console")  # fmt: skip
         assert run.code == 3, run.stderr
         assert "A safety rail stopped the job (breaker: " in run.stderr
         assert f"bulkops report {cp} --failed-only" in run.stderr
@@ -278,7 +278,11 @@ async def test_a_failing_canary_in_a_safe_delete_exits_3(tmp_path: Path) -> None
                             "--manifest", manifest, "--safe-delete", "--canary",
                             "--chunk-size", "10", "--checkpoint", cp, "--execute")  # fmt: skip
         assert run.code == 3, run.stderr
-        assert "A safety rail stopped the job (canary: " in run.stderr
+        (stop,) = [e for e in log_events(run.stderr) if e["event"] == "run_stopped_by_rail"]
+        assert stop["reason"].startswith("canary: ")
+        assert stop["exit_code"] == 3
+        assert stop["report_command"] == f"bulkops report {cp}.archive.journal --failed-only"
+        assert stop["resume_command"].startswith("bulkops delete --domain acme")
         assert len(emu.versions("main")) == 20
 
 

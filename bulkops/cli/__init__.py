@@ -15,7 +15,7 @@ import structlog
 from bulkops import __version__
 from bulkops.cli.checkpoints import report_cmd, resume_cmd
 from bulkops.cli.demo import demo_cmd
-from bulkops.cli.exits import EXIT_CODES_HELP, fail
+from bulkops.cli.exits import EXIT_CODES_HELP, fail, logs_are_json
 from bulkops.cli.operations import (
     copy_cmd,
     delete_cmd,
@@ -25,7 +25,7 @@ from bulkops.cli.operations import (
 )
 from bulkops.cli.options import aws_options, log_options
 from bulkops.emulator.command import emulator as emulator_cmd
-from bulkops.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, UsageError
+from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_UNEXPECTED, UsageError
 from bulkops.plan_command import build_plan_cmd
 
 
@@ -63,7 +63,19 @@ for command in (
 def main() -> None:
     """Console-script entry point."""
     try:
-        cli.main(prog_name="bulkops")
+        code = cli.main(prog_name="bulkops", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)  # --help and --version: 0
+    except click.exceptions.NoArgsIsHelpError as exc:  # `bulkops` alone: the help, for people
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # bad argv: click's message, or an event in JSON logs
+        if logs_are_json():
+            fail(exc.format_message(), exc.exit_code)
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:  # Ctrl-C outside a job (a prompt, the emulator), as click says it
+        click.echo("Aborted!", err=True)
+        sys.exit(EXIT_UNEXPECTED)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except UsageError as exc:

@@ -8,36 +8,48 @@ from typing import Any
 
 import click
 
-from bulkops import log as logsetup
-from bulkops.cli.exits import fail
-from bulkops.cli.options import config_option, run_options, with_options
+from bulkops.cli.exits import fail, run_ending
+from bulkops.cli.options import (
+    config_option,
+    output_option,
+    run_options,
+    setup_logs,
+    with_options,
+)
 from bulkops.cli.runs import checkpoint_header, resume
+from bulkops.engine import RunResult, Stats
 from bulkops.errors import EXIT_USAGE, BulkopsError
 from bulkops.journal import LocalFileStore
 from bulkops.render import REPORT_FORMATS, render
+from bulkops.report import Totals
 from bulkops.undo import print_undo
 
 
 @click.command(
     "resume",
-    epilog="Example: bulkops resume "
-    "bulkops-checkpoints/delete-20261121T130000Z-1a2b3c.journal --rate 50",
+    epilog="""\b
+Example:
+  bulkops resume bulkops-checkpoints/delete-20261121T130000Z-1a2b3c.journal --rate 50""",
 )
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @config_option
-@with_options(*run_options())
+@with_options(*run_options(), output_option)
 def resume_cmd(checkpoint: Path, **kw: Any) -> None:
     """Continue a job from its checkpoint: only what is not yet done is sent.
 
     The job and its manifest come from the checkpoint (a changed manifest is refused);
     rate, concurrency and the other run options may differ from the first run.
     """
-    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    setup_logs(kw)
     resume(checkpoint, checkpoint_header(checkpoint), kw)
 
 
 @click.command(
-    "report", epilog="Example: bulkops report CHECKPOINT --failed-only --format csv > retry.csv"
+    "report",
+    epilog="""\b
+Examples:
+  bulkops report CHECKPOINT --failed-only --format csv > retry.csv
+  bulkops report CHECKPOINT --format json --exit-code > report.json   # gate CI on it""",
 )
 @click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -59,7 +71,13 @@ def resume_cmd(checkpoint: Path, **kw: Any) -> None:
     help="For a set-status job: write manifests that restore the previous statuses "
     "beside the checkpoint and print the set-status commands that run them.",
 )
-def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool) -> None:
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 3 when versions failed permanently, 75 when the job is unfinished "
+    "(pending or not started), as the run itself would; without it a report exits 0.",
+)
+def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool, exit_code: bool) -> None:
     """Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes."""
     store = LocalFileStore(checkpoint)
     if not store.exists():
@@ -68,6 +86,15 @@ def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool) -> Non
         if undo:
             print_undo(checkpoint)
             return
-        render(store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
+        totals = render(store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
+    if exit_code:
+        sys.exit(_report_exit(checkpoint, totals))
+
+
+def _report_exit(checkpoint: Path, totals: Totals) -> int:
+    """The exit code the job's outcome stands for (0, 3 or 75), told as a run would tell it."""
+    ending = run_ending(RunResult(Stats()), totals, checkpoint, f"bulkops resume {checkpoint}")
+    ending.tell(checkpoint)
+    return ending.code

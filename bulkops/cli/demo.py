@@ -9,11 +9,15 @@ from typing import Any
 import anyio
 import click
 
-from bulkops import log as logsetup
-from bulkops.cli.options import log_options, with_options
+from bulkops.cli.options import log_options, setup_logs, with_options
 
 
-@click.command("demo", epilog="Example: bulkops demo --packages 200 --versions 30 --no-faults")
+@click.command(
+    "demo",
+    epilog="""\b
+Example:
+  bulkops demo --packages 200 --versions 30 --no-faults""",
+)
 @click.option(
     "--packages",
     type=click.IntRange(10, 20_000),
@@ -50,7 +54,7 @@ def demo_cmd(**kw: Any) -> None:
     """
     from bulkops.demo import default_workdir, run_demo
 
-    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    setup_logs(kw)
     code = anyio.run(
         lambda: run_demo(
             packages=kw["packages"],

@@ -8,10 +8,12 @@ import click
 
 from bulkops.cli.exits import fail
 from bulkops.cli.options import (
+    PACKAGES_MANIFEST,
     aws_settings,
     engine_settings,
     job_options,
     run_options,
+    setup_logs,
     with_options,
 )
 from bulkops.cli.runs import start_job
@@ -21,6 +23,14 @@ from bulkops.safe_delete import run_safe_delete, safe_delete_option
 from bulkops.safety import rail_options
 
 _shared_options = with_options(*job_options(), *rail_options(), *run_options())
+_package_options = with_options(
+    *job_options(manifest_help=PACKAGES_MANIFEST), *rail_options(), *run_options()
+)
+
+
+def _example(*lines: str) -> str:
+    """An epilog of commands that click prints as they are (`\b`), never wrapped mid-word."""
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _common(kw: dict[str, Any]) -> dict[str, Any]:
@@ -46,8 +56,10 @@ _expected = click.option(
 
 @click.command(
     "delete",
-    epilog="Example: bulkops delete --domain acme --repository main "
-    "--manifest old.csv --expected-status Archived --execute",
+    epilog=_example(
+        "bulkops delete --domain acme --repository main --manifest old.csv \\",
+        "    --expected-status Archived --execute",
+    ),
 )
 @_shared_options
 @_repository
@@ -56,14 +68,17 @@ _expected = click.option(
 def delete_cmd(**kw: Any) -> None:
     """Delete package versions (DeletePackageVersions): assets and metadata go for good."""
     if kw["safe_delete"]:
+        setup_logs(kw)
         run_safe_delete(kw, engine_settings(kw), aws_settings(kw))
     start_job(kw, JobSpec(Operation.DELETE, **_in_repository(kw)))
 
 
 @click.command(
     "dispose",
-    epilog="Example: bulkops dispose --domain acme --repository main "
-    "--manifest plan.jsonl --expected-status Archived --execute",
+    epilog=_example(
+        "bulkops dispose --domain acme --repository main --manifest plan.jsonl \\",
+        "    --expected-status Archived --execute",
+    ),
 )
 @_shared_options
 @_repository
@@ -75,8 +90,10 @@ def dispose_cmd(**kw: Any) -> None:
 
 @click.command(
     "set-status",
-    epilog="Example: bulkops set-status --domain acme --repository main "
-    "--manifest old.csv --target-status Archived --execute",
+    epilog=_example(
+        "bulkops set-status --domain acme --repository main --manifest old.csv \\",
+        "    --target-status Archived --execute",
+    ),
 )
 @_shared_options
 @_repository
@@ -97,8 +114,10 @@ def set_status_cmd(**kw: Any) -> None:
 
 @click.command(
     "copy",
-    epilog="Example: bulkops copy --domain acme --source-repository main "
-    "--destination-repository release --manifest release-2x.csv --execute",
+    epilog=_example(
+        "bulkops copy --domain acme --source-repository main \\",
+        "    --destination-repository release --manifest release-2x.csv --execute",
+    ),
 )
 @_shared_options
 @click.option("--source-repository", required=True, help="Repository to copy from.")
@@ -131,10 +150,12 @@ def copy_cmd(**kw: Any) -> None:
 
 @click.command(
     "delete-packages",
-    epilog="Example: bulkops delete-packages --domain acme "
-    "--repository main --manifest packages.csv --execute",
+    epilog=_example(
+        "bulkops delete-packages --domain acme --repository main \\",
+        "    --manifest packages.csv --execute",
+    ),
 )
-@_shared_options
+@_package_options
 @_repository
 def delete_packages_cmd(**kw: Any) -> None:
     """Delete whole packages with all their versions (DeletePackage).

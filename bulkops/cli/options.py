@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
+from bulkops import log as logsetup
 from bulkops.aws import AwsSettings
 from bulkops.cli.exits import fail
 from bulkops.config import default_map, load_job_file
 from bulkops.engine import EngineSettings
-from bulkops.errors import BulkopsError
+from bulkops.errors import EXIT_USAGE, BulkopsError
 from bulkops.job import CHECKPOINT_DIR
 from bulkops.limits import RetryPolicy
 from bulkops.model import MAX_CHUNK_SIZE
@@ -64,7 +65,27 @@ config_option = click.option(
 )
 
 
-def job_options() -> list[Decorator]:
+VERSIONS_MANIFEST = (
+    "JSONL or CSV file of versions (fields: format, namespace, package, version, "
+    "revision); `-` reads stdin."
+)
+PACKAGES_MANIFEST = (
+    "JSONL or CSV file of packages (fields: format, namespace, package; no versions); "
+    "`-` reads stdin."
+)
+
+output_option = click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar=_env("output"),
+    help="json: the dry run's estimate or the run's closing summary as one JSON document "
+    "on stdout, for scripts.",
+)
+
+
+def job_options(manifest_help: str = VERSIONS_MANIFEST) -> list[Decorator]:
     """What a new job takes besides its operation's own options."""
     return [
         config_option,
@@ -74,12 +95,7 @@ def job_options() -> list[Decorator]:
             envvar=_env("domain_owner"),
             help="12-digit account id that owns the domain (default: the caller's).",
         ),
-        click.option(
-            "--manifest",
-            required=True,
-            help="JSONL or CSV file of versions (fields: format, namespace, package, "
-            "version, revision); `-` reads stdin.",
-        ),
+        click.option("--manifest", required=True, help=manifest_help),
         click.option(
             "--manifest-format",
             type=click.Choice(["jsonl", "csv"]),
@@ -119,6 +135,7 @@ def job_options() -> list[Decorator]:
             envvar=_env("chunk_size"),
             help="Versions per call (the API takes at most 100).",
         ),
+        output_option,
     ]
 
 
@@ -202,6 +219,18 @@ def log_options() -> list[Decorator]:
     """How a command reports: log format and level, progress bar or events."""
     return [
         click.option(
+            "--quiet",
+            "-q",
+            is_flag=True,
+            help="Only warnings and errors, and no progress (--log-level warning --progress off).",
+        ),
+        click.option(
+            "--verbose",
+            "-v",
+            is_flag=True,
+            help="Debug log events too, botocore's included (--log-level debug).",
+        ),
+        click.option(
             "--log-format",
             type=click.Choice(["auto", "console", "json"]),
             default="auto",
@@ -234,6 +263,17 @@ def log_options() -> list[Decorator]:
             help="Seconds between `progress` log events (off a terminal).",
         ),
     ]
+
+
+def setup_logs(kw: dict[str, Any]) -> None:
+    """Set up this command's logs from its log options; -q and -v win over --log-level."""
+    if kw.get("quiet") and kw.get("verbose"):
+        fail("--quiet and --verbose exclude each other", EXIT_USAGE)
+    if kw.get("verbose"):
+        kw["log_level"] = "debug"
+    if kw.get("quiet"):
+        kw["log_level"], kw["progress"] = "warning", "off"
+    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
 
 
 def engine_settings(kw: dict[str, Any]) -> EngineSettings:

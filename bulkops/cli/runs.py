@@ -10,9 +10,8 @@ from typing import Any, NoReturn
 import click
 import structlog
 
-from bulkops import log as logsetup
-from bulkops.cli.exits import fail, finish
-from bulkops.cli.options import aws_settings, engine_settings
+from bulkops.cli.exits import fail, finish, notify, plural, print_json
+from bulkops.cli.options import aws_settings, engine_settings, setup_logs
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged
 from bulkops.job import default_checkpoint, header_for, prepare, run_resume
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
@@ -27,7 +26,7 @@ log = structlog.get_logger("bulkops.cli")
 
 def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     """The body shared by the five operation commands."""
-    logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
+    setup_logs(kw)
     checkpoint: Path = kw["checkpoint"] or default_checkpoint(spec, kw["checkpoint_dir"])
     if kw["execute"] and checkpoint.exists():
         if kw["resume_existing"]:
@@ -49,7 +48,8 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
         )
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
-    _print_plan(prepared.summary, spec, kw)
+    if kw.get("output") != "json":  # a script gets the closing summary alone
+        _print_plan(prepared.summary, spec, kw)
     try:
         check_job_caps(rails_from(kw), spec, prepared.summary)
     except BulkopsError as exc:
@@ -57,7 +57,6 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
         fail(str(exc), exc.exit_code)
     settings, aws = engine_settings(kw), aws_settings(kw)
     header = header_for(prepared)
-    click.echo(f"checkpoint: {checkpoint}", err=True)
     _run_job(
         checkpoint,
         header,
@@ -75,11 +74,17 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             prepared = prepare(
                 spec, kw["manifest"], manifest_format=kw["manifest_format"], spool_dir=Path(spool)
             )
-            _print_plan(prepared.summary, spec, kw)
+            if kw.get("output") == "json":
+                _warn_duplicates(prepared.summary)
+            else:
+                _print_plan(prepared.summary, spec, kw)
             check_job_caps(rails_from(kw), spec, prepared.summary)
         except BulkopsError as exc:
             fail(str(exc), exc.exit_code)
-    click.echo("Nothing was sent. Add --execute to run this job.")
+    if kw.get("output") == "json":
+        print_json({**plan_document(prepared.summary, spec, _rate(spec, kw)), "sent": False})
+    else:
+        click.echo("Nothing was sent. Add --execute to run this job.")
     sys.exit(EXIT_OK)
 
 
@@ -92,7 +97,11 @@ def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoR
             EXIT_USAGE,
         )
     _check_same_manifest(checkpoint, header, kw["manifest"])
-    click.echo(f"checkpoint {checkpoint} exists: resuming it", err=True)
+    notify(
+        "resuming_existing",
+        f"checkpoint {checkpoint} exists: resuming it",
+        checkpoint=str(checkpoint),
+    )
     resume(checkpoint, header, kw)
 
 
@@ -144,24 +153,61 @@ def resume(checkpoint: Path, header: JournalHeader, kw: dict[str, Any]) -> NoRet
     )
 
 
-def _print_plan(summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any]) -> None:
-    rate = kw["copy_rate"] if spec.operation is Operation.COPY else kw["rate"]
+def _rate(spec: JobSpec, kw: dict[str, Any]) -> float:
+    return float(kw["copy_rate"] if spec.operation is Operation.COPY else kw["rate"])
+
+
+def plan_document(summary: ManifestSummary, spec: JobSpec, rate: float) -> dict[str, Any]:
+    """A dry run's estimate, as `--output json` prints it."""
     est = estimate(summary, rate=rate)
-    unit = "packages" if not spec.operation.per_version else "versions"
+    return {
+        "operation": spec.operation.value,
+        "domain": spec.domain,
+        "repository": spec.repository,
+        "destination_repository": spec.destination_repository,
+        "unit": "version" if spec.operation.per_version else "package",
+        "targets": summary.targets,
+        "packages": summary.packages,
+        "calls": est.calls,
+        "rate": est.rate,
+        "seconds": round(est.seconds, 3),
+        "duplicates": summary.duplicates,
+    }
+
+
+def _took(seconds: float) -> str:
+    return f"about {seconds:.0f}s" if seconds >= 1 else "under a second"
+
+
+def _print_plan(summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any]) -> None:
+    rate = _rate(spec, kw)
+    est = estimate(summary, rate=rate)
     where = (
         f"{spec.repository!r} → {spec.destination_repository!r}"
         if spec.operation is Operation.COPY
         else repr(spec.repository)
     )
-    took = f"{est.seconds:.0f}s" if est.seconds >= 1 else "under a second"
-    click.echo(
-        f"{spec.operation.value}: {summary.targets} {unit} of {summary.packages} packages "
-        f"in {where} ({spec.domain}), {est.calls} calls, about {took} at {rate:g} calls/s"
+    what = (
+        f"{plural(summary.targets, 'version')} of {plural(summary.packages, 'package')}"
+        if spec.operation.per_version
+        else plural(summary.targets, "package")
     )
+    click.echo(
+        f"{spec.operation.value}: {what} in {where} ({spec.domain}), "
+        f"{plural(est.calls, 'call')}, {_took(est.seconds)} at {rate:g} calls/s"
+    )
+    _warn_duplicates(summary)
+
+
+def _warn_duplicates(summary: ManifestSummary) -> None:
     if summary.duplicates:
         lines = ", ".join(str(n) for n in summary.duplicate_lines)
-        click.echo(
-            f"warning: {summary.duplicates} duplicate rows collapsed (lines {lines})", err=True
+        notify(
+            "duplicate_rows",
+            f"warning: {summary.duplicates} duplicate rows collapsed (lines {lines})",
+            level="warning",
+            duplicates=summary.duplicates,
+            lines=list(summary.duplicate_lines),
         )
 
 
@@ -183,4 +229,4 @@ def _run_job(
         )
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
-    sys.exit(finish(checkpoint, result))
+    sys.exit(finish(checkpoint, result, kw.get("output") or "text"))
