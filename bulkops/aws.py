@@ -8,6 +8,7 @@ engine alone decides when and whether to send again.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ async def open_codeartifact(
             keys = settings.static_credentials
             session = aioboto3.Session(
                 profile_name=settings.profile,
-                region_name=settings.region,
+                region_name=resolve_region(settings),
                 aws_access_key_id=keys[0] if keys else None,
                 aws_secret_access_key=keys[1] if keys else None,
             )
@@ -117,6 +118,15 @@ async def open_codeartifact(
         if found is None:
             raise AccessDenied("no AWS credentials found (environment, profile, or role)")
         yield AwsRegistry(client)
+
+
+def resolve_region(settings: AwsSettings) -> str | None:
+    """--region, else AWS_REGION, else None (botocore's AWS_DEFAULT_REGION, then the profile).
+
+    botocore reads only AWS_DEFAULT_REGION; the AWS CLI and the other SDKs honour
+    AWS_REGION too, above it, and Kubernetes and Batch examples set only AWS_REGION.
+    """
+    return settings.region or os.environ.get("AWS_REGION") or None
 
 
 # Credentials that cannot be found or fetched: every call would be refused.
@@ -238,6 +248,13 @@ class AwsRegistry:
             raise translate(exc, "DescribePackageVersion") from exc
         found = resp["packageVersion"]
         return VersionState(found.get("revision"), str(found.get("status", "")))
+
+    async def describe_repository(self, where: Location) -> None:
+        """Check that the domain and repository exist: `ResourceMissing` (exit 2) if not."""
+        try:
+            await self._client.describe_repository(**_where(where))
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, "DescribeRepository") from exc
 
     # ---- reads for discovery (bulkops.registry.Catalog) -------------------------------
 

@@ -1,0 +1,118 @@
+"""What a new user trips on, end to end: each mistake ends in a clear line and its exit code."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+from rich.console import Console
+
+from bulkops import progress
+from bulkops.emulator import QuotaConfig, run_emulator
+from bulkops.engine import Stats
+from tests.cli_support import bulkops, rows_for, write_manifest
+
+JOB = ("--domain", "acme", "--repository", "main")
+
+
+def _manifest(tmp_path: Path, emu_versions: dict[object, object], n: int = 5) -> Path:
+    keys = sorted(emu_versions)[:n]  # type: ignore[type-var]
+    return write_manifest(tmp_path / "m.jsonl", rows_for(keys))  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("execute", [False, True], ids=["dry-run", "execute"])
+async def test_an_unknown_aws_profile_in_the_environment_exits_2_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, execute: bool
+) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = _manifest(tmp_path, emu.versions("main"))
+        monkeypatch.setenv("AWS_PROFILE", "nonexistent")
+        cp = tmp_path / "cp.journal"
+        args = ["set-status", *JOB, "--manifest", manifest, "--target-status", "Archived"]
+        run = await bulkops(emu, *args, *(["--execute", "--checkpoint", cp] if execute else []))
+        assert run.code == 2, run.stderr
+        assert "nonexistent" in run.stderr
+        assert "Traceback" not in run.stderr
+        assert not list(tmp_path.glob("cp.journal*"))
+        for command in (["report", cp], ["resume", cp]):
+            other = await bulkops(emu, *command)
+            assert "Traceback" not in other.stderr
+            assert other.code == 2, other.stderr
+
+
+@pytest.mark.asyncio
+async def test_aws_region_alone_is_enough_as_with_the_aws_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = _manifest(tmp_path, emu.versions("main"))
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+        cfg = tmp_path / "config"
+        cfg.write_text("[default]\n")  # no region in the profile either
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(cfg))
+        args = ["set-status", *JOB, "--manifest", manifest, "--target-status", "Archived"]
+        without = await bulkops(emu, *args)
+        assert without.code == 2
+        assert "no AWS region" in without.stderr
+        monkeypatch.setenv("AWS_REGION", "eu-west-1")
+        dry = await bulkops(emu, *args)
+        assert dry.code == 0, dry.stderr
+        run = await bulkops(emu, *args, "--execute", "--checkpoint", tmp_path / "cp.journal")
+        assert run.code == 0, run.stderr
+        assert {v.status for v in emu.versions("main").values()} >= {"Archived"}
+
+
+def test_the_progress_bars_last_frame_shows_the_final_count() -> None:
+    out = io.StringIO()
+    stats = Stats(versions_total=409)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(progress.show_progress, stats, "bar", 10.0)
+            await anyio.wait_all_tasks_blocked()  # the first frame is drawn: 0/409
+            stats.versions_ok = 400
+            stats.versions_failed = 9
+            tg.cancel_scope.cancel()  # the run ends before the next frame
+
+    console = Console(file=out, force_terminal=True, width=200)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(progress, "Console", lambda file: console)
+        anyio.run(main)
+    last = out.getvalue().rsplit("\r", 1)[-1]
+    assert "409/409" in last, json.dumps(out.getvalue()[-300:])
+    assert "100%" in last
+
+
+@pytest.mark.asyncio
+async def test_a_wrong_repository_fails_the_dry_run_and_a_run_leaves_nothing_to_resume(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = _manifest(tmp_path, emu.versions("main"))
+        cp = tmp_path / "cp.journal"
+        job = ["--domain", "acme", "--manifest", manifest]
+        wrong = ["set-status", *job, "--repository", "mian", "--target-status", "Archived"]
+        dry = await bulkops(emu, *wrong)
+        assert dry.code == 2, dry.stderr
+        assert "acme/mian (--repository) does not exist" in dry.stderr
+        run = await bulkops(emu, *wrong, "--execute", "--checkpoint", cp)
+        assert run.code == 2, run.stderr
+        assert "does not exist" in run.stderr
+        assert "resume" not in run.stderr
+        assert not list(tmp_path.glob("cp.journal*"))
+        copy = ["copy", *job, "--source-repository", "main", "--destination-repository", "nope"]
+        for args in (copy, [*copy, "--execute", "--checkpoint", cp]):
+            failed = await bulkops(emu, *args)
+            assert failed.code == 2, failed.stderr
+            assert "acme/nope (--destination-repository) does not exist" in failed.stderr
+        assert not list(tmp_path.glob("cp.journal*"))
+        calls = emu.counters()["calls"]
+        assert calls["DescribeRepository"] == 6  # 1 + 1 + 2 + 2: copy checks both
+        assert sum(calls.values()) == calls["DescribeRepository"]  # nothing else was sent
+        good = await bulkops(emu, *copy[:-1], "release")
+        assert good.code == 0, good.stderr
+        assert "acme/main and acme/release exist" in good.stdout
