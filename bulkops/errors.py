@@ -6,6 +6,7 @@
     │   ├── Refused (2)                a safety rail refused the job
     │   └── ManifestChanged (2)        resume found a manifest that differs from the journal's
     ├── JournalCorrupt (1)             the journal is damaged somewhere other than its torn tail
+    ├── Unreachable (75)               the pre-flight check got no answer; nothing was sent
     └── FatalCall (1)                  a call failure that stops the run
         ├── AccessDenied (77)
         ├── QuotaExceeded (1)          ServiceQuotaExceededException
@@ -63,6 +64,12 @@ class JournalCorrupt(BulkopsError):
     def __init__(self, path: str, line: int, reason: str) -> None:
         self.path, self.line, self.reason = path, line, reason
         super().__init__(f"journal {path} is corrupt at line {line}: {reason}")
+
+
+class Unreachable(BulkopsError):
+    """CodeArtifact did not answer the check made before a job's first call: retryable."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class ChunkListCorrupt(BulkopsError):

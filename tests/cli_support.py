@@ -68,3 +68,9 @@ def rows_for(
 
 def report_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def sent(emu: RunningEmulator) -> int:
+    """Calls the emulator answered, besides the DescribeRepository checks before a job."""
+    calls = emu.counters()["calls"]
+    return sum(calls.values()) - calls.get("DescribeRepository", 0)

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
+import anyio
 import click
 import structlog
 
@@ -14,7 +15,7 @@ from bulkops import log as logsetup
 from bulkops.cli.exits import fail, finish
 from bulkops.cli.options import aws_settings, engine_settings
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged
-from bulkops.job import default_checkpoint, header_for, prepare, run_resume
+from bulkops.job import check_target, default_checkpoint, header_for, prepare, run_resume
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
 from bulkops.manifest import ManifestSummary, file_sha256
 from bulkops.model import JobSpec, Operation
@@ -77,9 +78,16 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             )
             _print_plan(prepared.summary, spec, kw)
             check_job_caps(rails_from(kw), spec, prepared.summary)
+            anyio.run(check_target, aws_settings(kw), spec, backend="asyncio")
         except BulkopsError as exc:
             fail(str(exc), exc.exit_code)
-    click.echo("Nothing was sent. Add --execute to run this job.")
+    where = spec.repository
+    if spec.destination_repository is not None:
+        where += f" and {spec.domain}/{spec.destination_repository}"
+    click.echo(
+        f"{spec.domain}/{where} exists (checked with DescribeRepository). "
+        "Nothing was sent to change it: add --execute to run this job."
+    )
     sys.exit(EXIT_OK)
 
 
