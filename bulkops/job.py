@@ -29,6 +29,7 @@ from bulkops.errors import (
     CallFailed,
     ChunkListCorrupt,
     ManifestChanged,
+    NothingToDo,
     ResourceMissing,
     Throttled,
     Unreachable,
@@ -122,8 +123,12 @@ def prepare(
     )
     prepared = Prepared(spec, summary, path.resolve())
     if summary.targets == 0:
-        prepared.discard(spooled=False)
-        raise UsageError(f"manifest {path} names nothing to do")
+        prepared.discard(spooled=manifest == "-")
+        unit = "versions" if spec.operation.per_version else "packages"
+        raise NothingToDo(
+            f"Nothing to do: manifest {manifest} names no {unit}. Nothing was sent, "
+            "no checkpoint was written."
+        )
     return prepared
 
 
@@ -192,11 +197,14 @@ def header_for(prepared: Prepared) -> JournalHeader:
 def check_manifest(header: JournalHeader) -> None:
     """Refuse to go on with a job whose manifest changed since the job started.
 
-    The chunks themselves come from the job's chunk list, checked by its own digest.
+    The chunks come from the job's chunk list, checked by its own digest: that list is
+    the job's input, so a manifest moved or removed since (a checkpoint moved to another
+    disk, a spooled stdin) does not stop a resume. One still there must be unchanged.
     """
     path = Path(header.manifest_path or "")
-    if not path.is_file():
-        raise UsageError(f"the job's manifest {path} is gone; resume needs it where it was")
+    if not header.manifest_path or not path.is_file():
+        log.info("manifest_not_read", manifest=str(path), note="the chunk list is the input")
+        return
     digest = file_sha256(path)
     if digest != header.manifest_sha256:
         raise ManifestChanged(

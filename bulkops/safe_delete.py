@@ -38,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+import anyio
 import click
 import structlog
 
@@ -50,12 +51,14 @@ from bulkops.errors import (
     EXIT_PERMANENT_FAILURES,
     BulkopsError,
     ManifestChanged,
+    NothingToDo,
     Refused,
     UsageError,
 )
 from bulkops.job import (
     CHECKPOINT_DIR,
     Prepared,
+    check_target,
     default_checkpoint,
     header_for,
     prepare,
@@ -148,6 +151,9 @@ def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettin
     logsetup.configure(level=kw["log_level"], fmt=kw["log_format"])
     try:
         sys.exit(_run(kw, settings, aws))
+    except NothingToDo as exc:
+        click.echo(str(exc))
+        sys.exit(exc.exit_code)
     except BulkopsError as exc:
         click.echo(f"bulkops: error: {logsetup.redact_text(str(exc))}", err=True)
         sys.exit(exc.exit_code)
@@ -168,7 +174,11 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     if not kw["execute"]:
         with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
             _plan(kw, archive_spec, Path(spool))
-        click.echo("Nothing was sent. Add --execute to run this job.")
+        anyio.run(check_target, aws, archive_spec, backend="asyncio")
+        click.echo(
+            f"{kw['domain']}/{kw['repository']} exists (checked with DescribeRepository). "
+            "Nothing was sent to change it: add --execute to run this job."
+        )
         return EXIT_OK
     # a new phase 1 gets its chunk list beside its journal; a started one keeps its own
     prepared = _plan(kw, archive_spec, checkpoint.parent, None if phase1.exists() else phase1)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 from pathlib import Path
 
 import anyio
@@ -13,6 +15,7 @@ from rich.console import Console
 from bulkops import progress
 from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.engine import Stats
+from bulkops.journal import LocalFileStore
 from tests.cli_support import bulkops, rows_for, write_manifest
 
 JOB = ("--domain", "acme", "--repository", "main")
@@ -116,3 +119,94 @@ async def test_a_wrong_repository_fails_the_dry_run_and_a_run_leaves_nothing_to_
         good = await bulkops(emu, *copy[:-1], "release")
         assert good.code == 0, good.stderr
         assert "acme/main and acme/release exist" in good.stdout
+
+
+@pytest.mark.asyncio
+async def test_an_empty_manifest_is_nothing_to_do_and_exits_0(tmp_path: Path) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        empty = tmp_path / "empty.csv"
+        empty.write_text("format,namespace,package,version,revision\n")  # a plan that chose none
+        jobs = tmp_path / "jobs"
+        for args in (
+            ["dispose", *JOB],
+            ["dispose", *JOB, "--execute", "--checkpoint-dir", jobs],
+            ["delete", *JOB, "--safe-delete", "--execute", "--checkpoint-dir", jobs],
+            ["delete-packages", *JOB, "--execute", "--checkpoint-dir", jobs],
+        ):
+            run = await bulkops(emu, *args, "--manifest", empty)
+            assert run.code == 0, run.stderr
+            assert "Nothing to do: manifest" in run.stdout
+            assert "error" not in run.stderr
+        assert not jobs.exists() or not list(jobs.iterdir())
+        assert sum(emu.counters()["calls"].values()) == 0
+
+
+@pytest.mark.asyncio
+async def test_a_file_that_is_no_journal_is_a_usage_error_and_a_damaged_one_is_corrupt(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = _manifest(tmp_path, emu.versions("main"))
+        for command in ("report", "resume"):
+            run = await bulkops(emu, command, manifest)
+            assert run.code == 2, run.stderr
+            assert f"{manifest} is not a bulkops journal" in run.stderr
+        cp = tmp_path / "cp.journal"
+        job = ["dispose", *JOB, "--manifest", manifest, "--checkpoint", cp, "--chunk-size", "1"]
+        assert (await bulkops(emu, *job, "--execute")).code == 0
+        lines = cp.read_bytes().splitlines(keepends=True)
+        lines[2] = b"{damaged\n"
+        cp.write_bytes(b"".join(lines))
+        damaged = await bulkops(emu, "report", cp)
+        assert damaged.code == 1, damaged.stderr
+        assert "is corrupt at line 3" in damaged.stderr
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_and_its_chunk_list_moved_together_resume_without_the_manifest(
+    tmp_path: Path,
+) -> None:
+    quotas = QuotaConfig.from_dict({"write": 5})
+    async with run_emulator(generate=(4, 20), quotas=quotas) as emu:
+        before = emu.versions("main")
+        chosen = sorted(k for k, v in before.items() if v.status == "Published")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(chosen))
+        old = tmp_path / "old"
+        old.mkdir()
+        cp = old / "cp.journal"
+        job = ["set-status", *JOB, "--target-status", "Archived", "--manifest", manifest]
+        run = await bulkops(emu, *job, "--checkpoint", cp, "--execute", "--chunk-size", "5",
+                            "--max-duration", "0.5")  # fmt: skip
+        assert run.code == 75, run.stderr
+        new = tmp_path / "elsewhere"
+        new.mkdir()
+        for name in ("cp.journal", "cp.journal.chunks"):
+            (old / name).rename(new / name)
+        manifest.unlink()
+        emu.set_quotas(QuotaConfig.off())
+        resumed = await bulkops(emu, "resume", new / "cp.journal")
+        assert resumed.code == 0, resumed.stderr
+        after = emu.versions("main")
+        assert {after[k].status for k in chosen} == {"Archived"}
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_held_by_a_live_run_exits_75_naming_the_holder(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        manifest = _manifest(tmp_path, emu.versions("main"))
+        cp = tmp_path / "cp.journal"
+        job = ["dispose", *JOB, "--manifest", manifest, "--checkpoint", cp]
+        assert (await bulkops(emu, *job, "--execute")).code == 0
+        holder = LocalFileStore(cp)
+        holder.open()  # another run, alive, holds the lock
+        try:
+            for args in (["resume", cp], [*job, "--execute", "--resume-existing"]):
+                run = await bulkops(emu, *args)
+                assert run.code == 75, run.stderr
+                assert f"in use by another bulkops run (pid {os.getpid()} on host " in run.stderr
+                assert f"host {socket.gethostname()}, since 20" in run.stderr
+        finally:
+            holder.close()
+        assert (await bulkops(emu, "resume", cp)).code == 0

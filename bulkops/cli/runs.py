@@ -14,7 +14,7 @@ import structlog
 from bulkops import log as logsetup
 from bulkops.cli.exits import fail, finish
 from bulkops.cli.options import aws_settings, engine_settings
-from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged
+from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
 from bulkops.job import check_target, default_checkpoint, header_for, prepare, run_resume
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
 from bulkops.manifest import ManifestSummary, file_sha256
@@ -48,6 +48,8 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
             checkpoint=checkpoint,
         )
+    except NothingToDo as exc:
+        nothing_to_do(exc)
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     _print_plan(prepared.summary, spec, kw)
@@ -79,6 +81,8 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             _print_plan(prepared.summary, spec, kw)
             check_job_caps(rails_from(kw), spec, prepared.summary)
             anyio.run(check_target, aws_settings(kw), spec, backend="asyncio")
+        except NothingToDo as exc:
+            nothing_to_do(exc)
         except BulkopsError as exc:
             fail(str(exc), exc.exit_code)
     where = spec.repository
@@ -89,6 +93,13 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
         "Nothing was sent to change it: add --execute to run this job."
     )
     sys.exit(EXIT_OK)
+
+
+def nothing_to_do(exc: NothingToDo) -> NoReturn:
+    """An empty manifest ends the command as a success (a nightly `plan && run` that found
+    nothing to clean must not fail its batch job), saying so."""
+    click.echo(str(exc))
+    sys.exit(exc.exit_code)
 
 
 def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoReturn:
