@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -210,3 +211,11 @@ async def test_a_checkpoint_held_by_a_live_run_exits_75_naming_the_holder(
         finally:
             holder.close()
         assert (await bulkops(emu, "resume", cp)).code == 0
+
+
+def test_the_kubernetes_example_bounds_retries_of_exit_75() -> None:
+    job = (Path(__file__).resolve().parent.parent / "configs/kubernetes/job.yaml").read_text()
+    assert re.search(r"^  activeDeadlineSeconds: \d+", job, re.M)
+    assert re.search(r"^  backoffLimit: [1-9]", job, re.M)
+    rule = re.search(r"- action: (\w+)\n(?:.*\n){3}\s+values: \[75\]", job)
+    assert rule is not None and rule.group(1) == "Count"  # Ignore would restart forever
