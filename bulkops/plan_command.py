@@ -263,6 +263,17 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
             _fail(str(exc), EXIT_USAGE)
         for line in summary_lines(summary, kw["kept"]):
             click.echo(line)
+        latest = kw.get("keep_latest") or 0
+        if latest and summary.versions and not summary.kept.get(f"latest {latest}"):
+            # --keep-latest counts each package's highest versions overall, which may all
+            # lie outside the selection (a 1.x range under a 2.x line): say so plainly
+            click.echo(
+                f"warning: --keep-latest {latest} kept nothing inside the selection: each "
+                "package's highest versions lie outside it. To keep the newest selected "
+                "versions, use a keep rule with its own version_range and latest "
+                "(--rules, see docs/selection.md)",
+                err=True,
+            )
         op = "dispose" if summary.versions else None
         if op:
             click.echo(

@@ -219,3 +219,20 @@ def test_the_kubernetes_example_bounds_retries_of_exit_75() -> None:
     assert re.search(r"^  backoffLimit: [1-9]", job, re.M)
     rule = re.search(r"- action: (\w+)\n(?:.*\n){3}\s+values: \[75\]", job)
     assert rule is not None and rule.group(1) == "Count"  # Ignore would restart forever
+
+
+@pytest.mark.asyncio
+async def test_a_plan_says_when_keep_latest_kept_nothing_inside_the_selection(
+    tmp_path: Path,
+) -> None:
+    async with run_emulator(quotas=QuotaConfig.off()) as emu:
+        for version in ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0"]:
+            emu.add_version("main", "npm", "acme-web", "widgets", version)
+        plan = ["plan", *JOB, "--status", "Published", "--keep-latest", "2"]
+        ranged = await bulkops(emu, *plan, "--out", tmp_path / "a.jsonl",
+                               "--version-range", ">=1.0,<2.0")  # fmt: skip
+        assert ranged.code == 0, ranged.stderr
+        assert "warning: --keep-latest 2 kept nothing inside the selection" in ranged.stderr
+        whole = await bulkops(emu, *plan, "--out", tmp_path / "b.jsonl")
+        assert whole.code == 0, whole.stderr
+        assert "kept nothing" not in whole.stderr
