@@ -105,6 +105,19 @@ class JournalBusy(BulkopsError):
         )
 
 
+class JournalFull(BulkopsError):
+    """The journal's file system is full: the run stopped; every durable record is kept."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no space left on the journal's file system ({path}); the run stopped and "
+            f"every record already written is kept. Free space, then: bulkops resume {path}"
+        )
+
+
 class ChunkListCorrupt(BulkopsError):
     """A job's chunk list is missing, damaged, or not the one its journal was started with."""
 

@@ -367,8 +367,9 @@ async def journaled_run(
         result = run.result or RunResult(
             stats, f"{stop.reason or 'error'}, then cancelled", stop.fatal, tripped=stop.tripped
         )
-        with anyio.CancelScope(shield=True):
-            await journal.event("run_ended", **run_ending(result))
+        if not journal.broken:  # a failed write is never retried on the same file
+            with anyio.CancelScope(shield=True):
+                await journal.event("run_ended", **run_ending(result))
 
 
 @contextmanager

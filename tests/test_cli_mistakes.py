@@ -236,3 +236,51 @@ async def test_a_plan_says_when_keep_latest_kept_nothing_inside_the_selection(
         whole = await bulkops(emu, *plan, "--out", tmp_path / "b.jsonl")
         assert whole.code == 0, whole.stderr
         assert "kept nothing" not in whole.stderr
+
+
+def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_what_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from bulkops import journal_store
+    from bulkops.aws import AwsSettings
+    from bulkops.emulator.threaded import emulator_thread
+    from bulkops.engine import EngineSettings
+    from bulkops.errors import JournalFull
+    from bulkops.job import header_for, prepare, run_new, run_resume
+    from bulkops.model import JobSpec, Operation
+    from bulkops.supervisor import supervise
+
+    with emulator_thread(generate=(4, 20), quotas=QuotaConfig.off()) as emu:
+        keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys))
+        cp = tmp_path / "cp.journal"
+        spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived",
+                       chunk_size=5)  # fmt: skip
+        prepared = prepare(spec, str(manifest), manifest_format=None, spool_dir=tmp_path,
+                           checkpoint=cp)  # fmt: skip
+        header = header_for(prepared)
+        aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
+        settings = EngineSettings(concurrency=2, rate=1000, seed=1, commit_window=0)
+        fsyncs = {"n": 0, "after_full": 0}
+        real = journal_store.os.fsync
+
+        def fsync(fd: int) -> None:
+            fsyncs["n"] += 1
+            if fsyncs["n"] > 4:  # the header and a few records are durable, then the disk fills
+                fsyncs["after_full"] += 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(fd)
+
+        monkeypatch.setattr(journal_store.os, "fsync", fsync)
+        with pytest.raises(JournalFull, match="no space left on the journal's file system") as e:
+            supervise(lambda stop, stats: run_new(prepared, header, cp, settings, aws, stop, stats))
+        assert e.value.exit_code == 75
+        assert f"bulkops resume {cp}" in str(e.value)
+        assert fsyncs["after_full"] == 1  # the failed fsync is never retried on the file
+        monkeypatch.setattr(journal_store.os, "fsync", real)
+        result = supervise(lambda stop, stats: run_resume(cp, settings, aws, stop, stats))
+        assert result.fatal is None and result.stopped is None
+        after = emu.versions("main")
+        assert {after[k].status for k in keys} == {"Archived"}
