@@ -284,3 +284,31 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
         assert result.fatal is None and result.stopped is None
         after = emu.versions("main")
         assert {after[k].status for k in keys} == {"Archived"}
+
+
+def test_a_full_disk_before_any_call_is_a_clear_error_naming_the_chunk_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from bulkops import chunklist
+    from bulkops.errors import UsageError
+    from bulkops.job import prepare
+    from bulkops.model import JobSpec, Operation, PackageRef
+
+    rows = rows_for([(PackageRef("npm", None, f"p{i}"), "1.0.0") for i in range(50)])
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    cp = tmp_path / "cp.journal"
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(chunklist.os, "write", full)
+    spec = JobSpec(Operation.DISPOSE, "acme", "main")
+    with pytest.raises(
+        UsageError,
+        match=r"no space left to write the chunk list .*cp.journal.chunks: it needs more than",
+    ) as e:
+        prepare(spec, str(manifest), manifest_format=None, spool_dir=tmp_path, checkpoint=cp)
+    assert e.value.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]  # nothing left behind
