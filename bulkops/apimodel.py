@@ -7,15 +7,21 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import botocore.session
+import botocore.loaders
+import botocore.model
 
 SERVICE = "codeartifact"
 
 
 @cache
 def service_model() -> Any:
-    """botocore's CodeArtifact service model: the wire contract, loaded once."""
-    return botocore.session.get_session().get_service_model(SERVICE)
+    """botocore's CodeArtifact service model: the wire contract, loaded once.
+
+    Read with botocore's loader alone, not a session: a session reads the AWS config, and
+    an unknown AWS_PROFILE would fail a plan that needs no AWS at all.
+    """
+    loader = botocore.loaders.create_loader()
+    return botocore.model.ServiceModel(loader.load_service_model(SERVICE, "service-2"), SERVICE)
 
 
 @dataclass(frozen=True, slots=True)

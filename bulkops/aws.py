@@ -107,7 +107,7 @@ async def open_codeartifact(
             keys = settings.static_credentials
             session = aioboto3.Session(
                 profile_name=settings.profile,
-                region_name=settings.region,
+                region_name=resolve_region(settings),
                 aws_access_key_id=keys[0] if keys else None,
                 aws_secret_access_key=keys[1] if keys else None,
             )
@@ -188,6 +188,15 @@ def _log_answer(http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
         request_id=meta.get("RequestId"),
         error=error.get("Code"),
     )
+
+
+def resolve_region(settings: AwsSettings) -> str | None:
+    """--region, else AWS_REGION, else None (botocore's AWS_DEFAULT_REGION, then the profile).
+
+    botocore reads only AWS_DEFAULT_REGION; the AWS CLI and the other SDKs honour
+    AWS_REGION too, above it, and Kubernetes and Batch examples set only AWS_REGION.
+    """
+    return settings.region or os.environ.get("AWS_REGION") or None
 
 
 # Credentials that cannot be found or fetched: every call would be refused.
@@ -309,6 +318,13 @@ class AwsRegistry:
             raise translate(exc, "DescribePackageVersion") from exc
         found = resp["packageVersion"]
         return VersionState(found.get("revision"), str(found.get("status", "")))
+
+    async def describe_repository(self, where: Location) -> None:
+        """Check that the domain and repository exist: `ResourceMissing` (exit 2) if not."""
+        try:
+            await self._client.describe_repository(**_where(where))
+        except _WIRE_ERRORS as exc:
+            raise translate(exc, "DescribeRepository") from exc
 
     # ---- reads for discovery (bulkops.registry.Catalog) -------------------------------
 

@@ -16,9 +16,11 @@ synced, so a crash never leaves a half-written list under the final name.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +112,20 @@ class ChunkListWriter:
         self._pending = 0
         self._sha.update(data)
         fd, view = self._open_fd(), memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            needed = os.fstat(fd).st_size + len(view)
+            free = shutil.disk_usage(self.path.parent).free
+            self.abort()
+            raise UsageError(
+                f"no space left to write the chunk list {self.path}: it needs more than "
+                f"{needed:,} bytes and {free:,} are free (the journal needs about as much "
+                "again); free space or choose a --checkpoint on another disk. Nothing was sent"
+            ) from exc
 
     def _open_fd(self) -> int:
         if self._fd is None:

@@ -8,6 +8,9 @@ every wait for a rate slot or a backoff: only calls already on the wire finish, 
 the grace period; the sink writes what they produce, and only then does `run` return.
 Chunks never sent stay pending in the journal for resume.
 
+A call cut off on the wire (a second signal, the end of the grace period) is journaled
+as pending with errorCode CANCELLED_IN_FLIGHT: it may have acted, and the report says so.
+
 Before the first call of a chunk whose NOT_FOUND or MISMATCHED_STATUS answers depend on
 whether an earlier call acted, the worker has the sink journal a dispatch mark (group
 committed with the outcomes): a resume then knows exactly which chunks may have acted.
@@ -30,7 +33,7 @@ from bulkops.calls import Abandoned, CallRunner, GaveUp
 from bulkops.errors import CallFailed, FatalCall, Throttled
 from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
 from bulkops.log import redact_error
-from bulkops.model import Chunk, ChunkOutcome, JobSpec, Operation
+from bulkops.model import CANCELLED_IN_FLIGHT, CallResult, Chunk, ChunkOutcome, JobSpec, Operation
 from bulkops.registry import Registry
 from bulkops.verdicts import Verdicts
 
@@ -282,15 +285,20 @@ class Engine:
         rounds = 0
         while True:
             attempt += 1
+            on_wire = [False]  # set once a call of this attempt is sent
             try:
                 result = await self.calls.call(
                     self.scope,
-                    partial(self.registry.run_chunk, self.spec, chunk),
+                    partial(self._send, chunk, on_wire),
                     transient,
                     before_send=first_send,
                 )
             except Abandoned:
                 return
+            except anyio.get_cancelled_exc_class():
+                if on_wire[0]:
+                    await self._record_cancelled(chunk, attempt)
+                raise
             except GaveUp as gave_up:
                 err = {"errorCode": gave_up.last.code, "errorMessage": redact_error(gave_up.last)}
                 # every version of the attempt is still pending: say so, pins included
@@ -324,6 +332,27 @@ class Engine:
                 )
                 return
             chunk = chunk.narrowed(outcome.retry)
+
+    async def _send(self, chunk: Chunk, on_wire: list[bool]) -> CallResult:
+        on_wire[0] = True
+        return await self.registry.run_chunk(self.spec, chunk)
+
+    async def _record_cancelled(self, chunk: Chunk, attempt: int) -> None:
+        """Journal a chunk whose call was cancelled on the wire: pending, and it may have
+        acted (a resume treats it so, and the report says "may have been applied")."""
+        error = {
+            "errorCode": CANCELLED_IN_FLIGHT,
+            "errorMessage": "the call was cancelled after it was sent; it may have been applied",
+        }
+        outcome = ChunkOutcome(
+            chunk.id, chunk.ref, attempt, retry=chunk.versions, error=error,
+            revisions=chunk.revisions,
+        )  # fmt: skip
+        with anyio.move_on_after(5, shield=True):  # a cancelled run must still end
+            try:
+                await self.journal.write([(outcome, False)])
+            except Exception as exc:  # a broken journal: the dispatch marks still hold
+                log.warning("cancelled_chunk_not_journaled", chunk=chunk.id, error=str(exc))
 
     async def _emit(self, send: MemoryObjectSendStream[_Out], item: _Out) -> None:
         """Hand `item` to the sink; a full stream ends its group-commit window at once."""

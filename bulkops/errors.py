@@ -1,11 +1,15 @@
 """The exception tree of bulkops; each class carries the process exit code it maps to.
 
     BulkopsError (1)                   anything unexpected
+    ├── NothingToDo (0)                an empty manifest: success, said plainly, nothing sent
     ├── UsageError (2)                 bad flags, config or input; nothing was sent
     │   ├── ManifestError (2)          a manifest row is invalid (file, line, field)
     │   ├── Refused (2)                a safety rail refused the job
+    │   ├── NotAJournal (2)            a checkpoint argument that is no bulkops journal at all
     │   └── ManifestChanged (2)        resume found a manifest that differs from the journal's
     ├── JournalCorrupt (1)             the journal is damaged somewhere other than its torn tail
+    ├── Unreachable (75)               the pre-flight check got no answer; nothing was sent
+    ├── JournalBusy (75)               another live run holds the journal; retry once it ends
     └── FatalCall (1)                  a call failure that stops the run
         ├── AccessDenied (77)
         ├── QuotaExceeded (1)          ServiceQuotaExceededException
@@ -36,6 +40,12 @@ class BulkopsError(Exception):
     exit_code = EXIT_UNEXPECTED
 
 
+class NothingToDo(BulkopsError):
+    """The manifest names nothing to do: no job starts, and that is success."""
+
+    exit_code = EXIT_OK
+
+
 class UsageError(BulkopsError):
     exit_code = EXIT_USAGE
 
@@ -53,6 +63,17 @@ class Refused(UsageError):
     """A safety rail refused the job before any mutating call."""
 
 
+class NotAJournal(UsageError):
+    """The file given as a checkpoint is no bulkops journal (a manifest, a report, empty)."""
+
+    def __init__(self, path: str, what: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} is not a bulkops journal ({what}); pass the checkpoint a job printed "
+            "when it started (`checkpoint: …`, by default bulkops-checkpoints/*.journal)"
+        )
+
+
 class ManifestChanged(UsageError):
     """The manifest no longer matches the hash recorded in the journal header."""
 
@@ -63,6 +84,38 @@ class JournalCorrupt(BulkopsError):
     def __init__(self, path: str, line: int, reason: str) -> None:
         self.path, self.line, self.reason = path, line, reason
         super().__init__(f"journal {path} is corrupt at line {line}: {reason}")
+
+
+class Unreachable(BulkopsError):
+    """CodeArtifact did not answer the check made before a job's first call: retryable."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class JournalBusy(BulkopsError):
+    """Another live bulkops run holds the journal's lock: nothing was sent, retry later."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path, self.holder = path, holder
+        super().__init__(
+            f"journal {path} is in use by another bulkops run ({holder}); nothing was sent. "
+            f"Once that run has ended: bulkops resume {path}"
+        )
+
+
+class JournalFull(BulkopsError):
+    """The journal's file system is full: the run stopped; every durable record is kept."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"no space left on the journal's file system ({path}); the run stopped and "
+            f"every record already written is kept. Free space, then: bulkops resume {path}"
+        )
 
 
 class ChunkListCorrupt(BulkopsError):

@@ -25,7 +25,16 @@ from bulkops.engine import (
     StopSignal,
     WorkItem,
 )
-from bulkops.errors import ChunkListCorrupt, ManifestChanged, UsageError
+from bulkops.errors import (
+    CallFailed,
+    ChunkListCorrupt,
+    ManifestChanged,
+    NothingToDo,
+    ResourceMissing,
+    Throttled,
+    Unreachable,
+    UsageError,
+)
 from bulkops.journal import (
     Journal,
     JournalHeader,
@@ -38,7 +47,7 @@ from bulkops.journal import (
 from bulkops.log import redact_text
 from bulkops.manifest import ManifestSummary, file_sha256, scan_manifest, spool_stdin
 from bulkops.model import JobSpec, Operation
-from bulkops.registry import Registry
+from bulkops.registry import Location, Registry
 
 log = structlog.get_logger("bulkops.job")
 
@@ -114,9 +123,58 @@ def prepare(
     )
     prepared = Prepared(spec, summary, path.resolve())
     if summary.targets == 0:
-        prepared.discard(spooled=False)
-        raise UsageError(f"manifest {path} names nothing to do")
+        prepared.discard(spooled=manifest == "-")
+        unit = "versions" if spec.operation.per_version else "packages"
+        raise NothingToDo(
+            f"Nothing to do: manifest {manifest} names no {unit}. Nothing was sent, "
+            "no checkpoint was written."
+        )
     return prepared
+
+
+CHECK_ATTEMPTS = 4
+
+
+async def check_repositories(
+    registry: AwsRegistry,
+    spec: JobSpec,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> None:
+    """Check with DescribeRepository (a read) that the job's domain and repositories exist.
+
+    Run before a job writes its journal or sends anything, and by the dry run: a wrong
+    name ends the job here (exit 2) with nothing to resume. A check that gets no answer
+    after a few tries is `Unreachable` (75): nothing was sent, trying later may work.
+    """
+    copy = spec.operation is Operation.COPY
+    repositories = [("--source-repository" if copy else "--repository", spec.repository)]
+    if spec.destination_repository is not None:
+        repositories.append(("--destination-repository", spec.destination_repository))
+    for option, name in repositories:
+        where = Location(spec.domain, name, spec.domain_owner)
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            try:
+                await registry.describe_repository(where)
+                break
+            except ResourceMissing as exc:
+                raise ResourceMissing(
+                    f"repository {spec.domain}/{name} ({option}) does not exist or is not "
+                    f"visible to these credentials: {exc}; nothing was sent"
+                ) from exc
+            except CallFailed as exc:
+                if attempt == CHECK_ATTEMPTS:
+                    raise Unreachable(
+                        f"cannot check that repository {spec.domain}/{name} exists "
+                        f"({exc}); nothing was sent, try again later"
+                    ) from exc
+                wait = exc.retry_after if isinstance(exc, Throttled) else None
+                await sleep(wait or 0.25 * 2**attempt)
+
+
+async def check_target(aws: AwsSettings, spec: JobSpec) -> None:
+    """The dry run's check: a client as a run would make it, then `check_repositories`."""
+    async with open_codeartifact(aws, inputs_checked=True) as registry:
+        await check_repositories(registry, spec)
 
 
 def header_for(prepared: Prepared) -> JournalHeader:
@@ -139,11 +197,14 @@ def header_for(prepared: Prepared) -> JournalHeader:
 def check_manifest(header: JournalHeader) -> None:
     """Refuse to go on with a job whose manifest changed since the job started.
 
-    The chunks themselves come from the job's chunk list, checked by its own digest.
+    The chunks come from the job's chunk list, checked by its own digest: that list is
+    the job's input, so a manifest moved or removed since (a checkpoint moved to another
+    disk, a spooled stdin) does not stop a resume. One still there must be unchanged.
     """
     path = Path(header.manifest_path or "")
-    if not path.is_file():
-        raise UsageError(f"the job's manifest {path} is gone; resume needs it where it was")
+    if not header.manifest_path or not path.is_file():
+        log.info("manifest_not_read", manifest=str(path), note="the chunk list is the input")
+        return
     digest = file_sha256(path)
     if digest != header.manifest_sha256:
         raise ManifestChanged(
@@ -202,13 +263,14 @@ async def new_journal(
 ) -> AsyncIterator[tuple[AwsRegistry, Journal]]:
     """A new job's client, then its journal holding `header`; both closed on exit.
 
-    The client comes first: a bad region, profile or credentials leave no journal behind,
-    and `preflight(registry)` (checks that may refuse the job) runs before the journal is
-    created. If anything fails before the journal exists, nothing will resume the job,
-    so its chunk list is removed too.
+    The client comes first: a bad region, profile or credentials leave no journal behind;
+    then the domain and repositories are checked, and `preflight(registry)` (checks that
+    may refuse the job) runs, all before the journal is created. If anything fails before
+    the journal exists, nothing will resume the job, so its chunk list is removed too.
     """
     try:
         async with open_codeartifact(aws, inputs_checked=True) as registry:
+            await check_repositories(registry, header.spec)
             if preflight is not None:
                 await preflight(registry)
             async with await create_journal(LocalFileStore(checkpoint), header) as journal:
@@ -238,18 +300,17 @@ async def run_resume(
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     header = read_header(store)
     check_manifest(header)
-    async with (
-        open_codeartifact(aws, inputs_checked=True) as registry,
-        open_journal(store) as (journal, state),
-    ):
-        log.info(
-            "resuming",
-            chunks_complete=state.chunks_complete,
-            records=state.records,
-            torn_line=state.torn_line,
-        )
-        items = work_items(header, checkpoint, state, stats)
-        return await run_engine(journal, registry, items, settings, stop, stats, resumed=True)
+    async with open_codeartifact(aws, inputs_checked=True) as registry:
+        await check_repositories(registry, header.spec)
+        async with open_journal(store) as (journal, state):
+            log.info(
+                "resuming",
+                chunks_complete=state.chunks_complete,
+                records=state.records,
+                torn_line=state.torn_line,
+            )
+            items = work_items(header, checkpoint, state, stats)
+            return await run_engine(journal, registry, items, settings, stop, stats, resumed=True)
 
 
 async def run_engine(
@@ -308,8 +369,9 @@ async def journaled_run(
         result = run.result or RunResult(
             stats, f"{stop.reason or 'error'}, then cancelled", stop.fatal, tripped=stop.tripped
         )
-        with anyio.CancelScope(shield=True):
-            await journal.event("run_ended", **run_ending(result))
+        if not journal.broken:  # a failed write is never retried on the same file
+            with anyio.CancelScope(shield=True):
+                await journal.event("run_ended", **run_ending(result))
 
 
 @contextmanager

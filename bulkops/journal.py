@@ -19,6 +19,7 @@ the spec and the outcomes only, never credentials.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from bulkops.errors import JournalFull
 from bulkops.journal_format import (
     FORMAT_VERSION,
     JournalHeader,
@@ -179,7 +181,14 @@ class Journal:
                 # A half-written record may now end the file and a failed fsync cannot be
                 # retried safely: refuse further appends; a reopen drops the torn tail.
                 self._failed = exc
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise JournalFull(self.store.describe()) from exc
                 raise
+
+    @property
+    def broken(self) -> bool:
+        """A write failed: nothing more is appended (a failed fsync is never retried)."""
+        return self._failed is not None
 
     async def close(self) -> None:
         """Release the journal once pending appends have finished; idempotent."""

@@ -34,11 +34,14 @@ from typing import Any
 import orjson
 
 from bulkops import __version__
-from bulkops.errors import JournalCorrupt
+from bulkops.errors import JournalCorrupt, NotAJournal
 from bulkops.journal_store import JournalStore
 from bulkops.model import ChunkOutcome, JobSpec
 
 FORMAT_VERSION = 2
+# How every journal starts (`encode` keeps the key order): a first line that does not, nor
+# could be the torn start of it, is some other file, not a damaged journal.
+HEADER_START = b'{"type":"header"'
 
 # Field types a chunk record must have; checked on every read (cheap, and names the line).
 _CHUNK_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -203,6 +206,10 @@ class RecordReader:
         bad: tuple[int, str] | None = None
         for raw in self.store.read():
             self.lines += 1
+            if self.lines == 1 and not (
+                raw.startswith(HEADER_START) or HEADER_START.startswith(raw.rstrip(b"\n"))
+            ):
+                raise NotAJournal(where, f"its first line is no journal header: {raw[:40]!r}")
             if bad is not None:  # a damaged line with more after it is not a torn tail
                 raise JournalCorrupt(where, *bad)
             if not raw.endswith(b"\n"):
@@ -218,8 +225,10 @@ class RecordReader:
             yield record
         if bad is not None:
             self.torn_line = bad[0]
+        if self.lines == 0:
+            raise NotAJournal(where, "it is empty")
         if self.valid_size == 0:
-            raise JournalCorrupt(where, 1, "missing header: the journal is empty or torn")
+            raise JournalCorrupt(where, 1, "missing header: the journal's first line is torn")
 
 
 def iter_records(store: JournalStore) -> Generator[dict[str, Any], None, None]:

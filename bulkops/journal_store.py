@@ -7,16 +7,20 @@ a worker thread. A later store (S3 with conditional writes) implements the same 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
+import socket
 import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
-from bulkops.errors import Refused
+from bulkops.errors import JournalBusy, Refused
 
 log = structlog.get_logger("bulkops.journal")
 
@@ -60,12 +64,19 @@ class JournalStore(Protocol):
 class LocalFileStore:
     """A journal in one local file: created 0600 in a 0700 directory, appended with O_APPEND.
 
-    The open file is locked (`flock`) so that two bulkops runs never append to one journal.
+    The open file is locked (`flock`) so that two bulkops runs never append to one journal;
+    the lock's holder (host, pid, since) is written beside it, `<journal>.holder`, so that
+    a run refused the lock can name it. The lock is the truth, the holder file only says
+    who: one left by a crashed run is overwritten by the next holder.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._fd: int | None = None
+
+    @property
+    def holder_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".holder")
 
     def describe(self) -> str:
         return str(self.path)
@@ -115,6 +126,8 @@ class LocalFileStore:
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
+            with contextlib.suppress(OSError):
+                self.holder_path.unlink()  # while the lock is still ours
             os.close(fd)  # also releases the flock
 
     def _adopt(self, fd: int) -> None:
@@ -122,8 +135,29 @@ class LocalFileStore:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
-            raise Refused(f"journal {self.path} is in use by another bulkops run") from exc
+            raise JournalBusy(str(self.path), self._holder()) from exc
         self._fd = fd
+        self._claim()
+
+    def _claim(self) -> None:
+        """Write who holds the lock; best effort, since it only informs a refused run."""
+        since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        data = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": since})
+        flags = os.O_CREAT | os.O_TRUNC | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        with contextlib.suppress(OSError):
+            fd = os.open(self.holder_path, flags, 0o600)
+            try:
+                os.write(fd, data.encode())
+            finally:
+                os.close(fd)
+
+    def _holder(self) -> str:
+        """Who holds the lock, as its holder file says."""
+        try:
+            found = json.loads(self.holder_path.read_text())
+            return f"pid {int(found['pid'])} on host {found['host']}, since {found['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "its host and pid are not recorded"
 
     def _writable(self) -> int:
         if self._fd is None:

@@ -43,6 +43,8 @@ FailureMap: TypeAlias = dict[str, dict[str, str]]
 Settled: TypeAlias = Literal["already_absent", "already_applied", "identical_copy"]
 
 MAX_CHUNK_SIZE = 100
+# The errorCode journaled for a call cut off on the wire (a second signal): it may have acted.
+CANCELLED_IN_FLIGHT = "CANCELLED_IN_FLIGHT"
 
 
 class Operation(StrEnum):

@@ -306,7 +306,7 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
         (--keep-latest, the default version, --keep-version) always win over select
         rules. Nothing is changed by this command.
         """
-        from bulkops.cli.exits import print_json  # bulkops.cli imports this module
+        from bulkops.cli.exits import notify, print_json  # bulkops.cli imports this module
         from bulkops.cli.options import setup_logs
 
         setup_logs(kw)
@@ -321,6 +321,19 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
             sys.exit(EXIT_OK)
         for line in summary_lines(summary, kw["kept"]):
             click.echo(line)
+        latest = kw.get("keep_latest") or 0
+        if latest and summary.versions and not summary.kept.get(f"latest {latest}"):
+            # --keep-latest counts each package's highest versions overall, which may all
+            # lie outside the selection (a 1.x range under a 2.x line): say so plainly
+            notify(
+                "keep_latest_kept_nothing",
+                f"warning: --keep-latest {latest} kept nothing inside the selection: each "
+                "package's highest versions lie outside it. To keep the newest selected "
+                "versions, use a keep rule with its own version_range and latest "
+                "(--rules, see docs/selection.md)",
+                level="warning",
+                keep_latest=latest,
+            )
         if summary.versions:
             click.echo(
                 "Run it with the operation it was made for (each sends nothing without --execute):"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import structlog
@@ -112,17 +112,19 @@ async def show_progress(stats: Stats, mode: ProgressMode, interval: float) -> No
     with bar:
         try:
             while True:
-                snap = meter.snapshot()
-                errors = " ".join(f"{k}={v}" for k, v in sorted(snap.errors.items()))
-                bar.update(
-                    task,
-                    completed=snap.done,
-                    total=snap.total or None,
-                    count=f"{snap.done:,}/{snap.total:,}",
-                    rate=f"{snap.calls_per_s:.1f} calls/s",
-                    detail=f"throttled={snap.throttled} retries={snap.retries} {errors}".strip(),
-                )
+                bar.update(task, **bar_fields(meter.snapshot()))
                 await anyio.sleep(0.25)
         finally:
-            snap = meter.snapshot()
-            bar.update(task, completed=snap.done)
+            bar.update(task, **bar_fields(meter.snapshot()))  # the last frame shows the end
+
+
+def bar_fields(snap: Snapshot) -> dict[str, Any]:
+    """What one frame of the bar shows: every field, so no frame mixes two moments."""
+    errors = " ".join(f"{k}={v}" for k, v in sorted(snap.errors.items()))
+    return {
+        "completed": snap.done,
+        "total": snap.total or None,
+        "count": f"{snap.done:,}/{snap.total:,}",
+        "rate": f"{snap.calls_per_s:.1f} calls/s",
+        "detail": f"throttled={snap.throttled} retries={snap.retries} {errors}".strip(),
+    }

@@ -187,7 +187,8 @@ class _TableWriter:
             ("  of which already applied", totals.already_applied),
             ("  of which identical copies", totals.identical_copies),
             ("failed (permanent)", totals.permanent_failures),
-            ("pending", sum(totals.pending.values())),
+            ("pending", sum(totals.pending.values()) - totals.may_have_been_applied),
+            ("may have been applied (cancelled in flight)", totals.may_have_been_applied),
             ("not started", totals.not_started),
         ):
             summary.add_row(label, "?" if value is None else str(value))

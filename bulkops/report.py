@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
-from bulkops.model import FailureMap, Operation, PackageRef, SuccessMap
+from bulkops.model import CANCELLED_IN_FLIGHT, FailureMap, Operation, PackageRef, SuccessMap
 
 Outcome: TypeAlias = Literal[
     "succeeded", "already_absent", "already_applied", "identical_copy", "failed", "pending"
@@ -137,6 +137,11 @@ class Totals:
         return self.permanent_failures > 0
 
     @property
+    def may_have_been_applied(self) -> int:
+        """Pending because their call was cancelled on the wire: it may have acted."""
+        return self.pending[CANCELLED_IN_FLIGHT]
+
+    @property
     def not_started(self) -> int | None:
         """Planned but never in a journal record (the run stopped before them)."""
         if self.expected is None:
@@ -155,6 +160,7 @@ class Totals:
             "failedByCode": dict(sorted(self.failed.items())),
             "pending": sum(self.pending.values()),
             "pendingByCode": dict(sorted(self.pending.items())),
+            "mayHaveBeenApplied": self.may_have_been_applied,
             "notStarted": self.not_started,
             "hasPermanentFailures": self.has_permanent_failures,
         }

@@ -39,6 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+import anyio
 import click
 import structlog
 
@@ -49,12 +50,14 @@ from bulkops.errors import (
     EXIT_PERMANENT_FAILURES,
     BulkopsError,
     ManifestChanged,
+    NothingToDo,
     Refused,
     UsageError,
 )
 from bulkops.job import (
     CHECKPOINT_DIR,
     Prepared,
+    check_target,
     default_checkpoint,
     header_for,
     prepare,
@@ -166,6 +169,9 @@ def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettin
 
     try:
         sys.exit(_run(kw, settings, aws))
+    except NothingToDo as exc:
+        click.echo(str(exc))
+        sys.exit(exc.exit_code)
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
 
@@ -185,8 +191,12 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     if not kw["execute"]:
         with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
             _plan(kw, archive_spec, Path(spool))
+        anyio.run(check_target, aws, archive_spec, backend="asyncio")
         if kw.get("output") != "json":
-            click.echo("Nothing was sent. Add --execute to run this job.")
+            click.echo(
+                f"{kw['domain']}/{kw['repository']} exists (checked with DescribeRepository). "
+                "Nothing was sent to change it: add --execute to run this job."
+            )
         return EXIT_OK
     # a new phase 1 gets its chunk list beside its journal; a started one keeps its own
     prepared = _plan(kw, archive_spec, checkpoint.parent, None if phase1.exists() else phase1)

@@ -156,9 +156,9 @@ async def run_guarded(
     """
     spec = header.spec
     stats.versions_total, stats.chunks_total = header.versions, header.chunks
+    check_job_caps(rails, spec, summary)  # needs no call: before even the repository check
 
     async def preflight(catalog: Catalog) -> None:
-        check_job_caps(rails, spec, summary)
         await check_job_keep_min(catalog, header, checkpoint, rails.keep_min, discovery)
 
     async with (

@@ -73,3 +73,9 @@ def report_lines(stdout: str) -> list[dict[str, Any]]:
 def log_events(stderr: str) -> list[dict[str, Any]]:
     """A piped run's stderr as its JSON log events; a line that is not JSON fails the test."""
     return [json.loads(line) for line in stderr.splitlines() if line.strip()]
+
+
+def sent(emu: RunningEmulator) -> int:
+    """Calls the emulator answered, besides the DescribeRepository checks before a job."""
+    calls = emu.counters()["calls"]
+    return sum(calls.values()) - calls.get("DescribeRepository", 0)

@@ -12,7 +12,7 @@ import pytest
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.manifest import scan_manifest
 from bulkops.model import Operation
-from tests.cli_support import bulkops, log_events, report_lines, rows_for, write_manifest
+from tests.cli_support import bulkops, log_events, report_lines, rows_for, sent, write_manifest
 
 pytestmark = pytest.mark.asyncio
 
@@ -64,7 +64,7 @@ async def test_without_execute_nothing_is_sent_and_the_plan_is_printed(tmp_path:
         assert run.code == 0
         assert "40 versions of 4 packages" in run.stdout
         assert "Nothing was sent" in run.stdout
-        assert sum(emu.counters()["calls"].values()) == 0
+        assert sent(emu) == 0
 
 
 async def test_dispose_with_expected_status_fails_the_others_and_exits_3(tmp_path: Path) -> None:
@@ -217,7 +217,7 @@ async def test_an_invalid_manifest_exits_2_naming_line_and_field_with_nothing_se
         assert run.code == 2
         assert "bad.jsonl:2" in run.stderr
         assert "namespace" in run.stderr
-        assert sum(emu.counters()["calls"].values()) == 0
+        assert sent(emu) == 0
 
 
 async def test_a_missing_repository_stops_the_run_with_exit_2(tmp_path: Path) -> None:
@@ -285,11 +285,11 @@ async def test_resume_reads_the_chunk_list_and_refuses_one_that_changed(tmp_path
         original = chunk_list.read_bytes()
         assert original.count(b"\n") == 16  # 80 versions in chunks of 5
         chunk_list.write_bytes(original + b'["npm",null,"forged",["1.0.0"],{}]\n')
-        calls = sum(emu.counters()["calls"].values())
+        calls = sent(emu)
         refused = await bulkops(emu, "resume", cp)
         assert refused.code == 1, refused.stderr
         assert "chunk list" in refused.stderr and "changed since the job started" in refused.stderr
-        assert sum(emu.counters()["calls"].values()) == calls
+        assert sent(emu) == calls
         chunk_list.write_bytes(original)
         resumed = await bulkops(emu, "resume", cp)
         assert resumed.code == 0, resumed.stderr
@@ -314,7 +314,7 @@ async def test_max_versions_refuses_an_oversized_job_before_any_call(tmp_path: P
                             "--checkpoint", tmp_path / "cp.journal")  # fmt: skip
         assert run.code == 2, run.stderr
         assert "50" in run.stderr
-        assert sum(emu.counters()["calls"].values()) == 0
+        assert sent(emu) == 0
 
 
 async def test_resume_existing_refuses_another_or_a_changed_or_a_stdin_manifest(
@@ -330,7 +330,7 @@ async def test_resume_existing_refuses_another_or_a_changed_or_a_stdin_manifest(
         again = [*job, "--checkpoint", cp, "--execute", "--resume-existing"]
         assert (await bulkops(emu, *job, "--manifest", first, "--checkpoint", cp,
                               "--execute")).code == 0  # fmt: skip
-        calls = sum(emu.counters()["calls"].values())
+        calls = sent(emu)
 
         run = await bulkops(emu, *again, "--manifest", other)
         assert run.code == 2, run.stderr
@@ -343,7 +343,7 @@ async def test_resume_existing_refuses_another_or_a_changed_or_a_stdin_manifest(
         changed = await bulkops(emu, *again, "--manifest", first)
         assert changed.code == 2, changed.stderr
         assert "changed since" in changed.stderr
-        assert sum(emu.counters()["calls"].values()) == calls  # nothing was sent
+        assert sent(emu) == calls  # nothing was sent
         assert all(emu.versions("main")[k].status == "Published" for k in keys[10:])
 
 
@@ -375,7 +375,7 @@ async def test_a_dry_run_refuses_what_the_caps_refuse_as_the_execution_does(
             assert "Nothing was sent. Add --execute" not in run.stdout
         packages = await bulkops(emu, *job, "--max-packages", "9")
         assert packages.code == 2, packages.stderr
-        assert sum(emu.counters()["calls"].values()) == 0
+        assert sent(emu) == 0
         assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]  # no chunk list
 
 
@@ -400,4 +400,4 @@ async def test_a_stdin_manifest_leaves_no_spooled_file_unless_a_job_runs_from_it
         capped = await bulkops(emu, *job, "--max-versions", "5", "--execute", stdin=data)
         assert capped.code == 2, capped.stderr
         assert not jobs.exists() or not list(jobs.iterdir())
-        assert sum(emu.counters()["calls"].values()) == 0
+        assert sent(emu) == 0

@@ -5,15 +5,33 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bulkops.config import default_map, load_job_file
+from bulkops.emulator import QuotaConfig
+from bulkops.emulator.threaded import emulator_thread
 from bulkops.errors import UsageError
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 JOB_FILES = sorted(CONFIGS.glob("*.toml"))
+
+
+@pytest.fixture(scope="module")
+def emulator_url() -> Iterator[str]:
+    """An emulator holding every repository the examples name: a dry run checks that the
+    job's repositories exist (DescribeRepository)."""
+    with emulator_thread(quotas=QuotaConfig.off()) as emu:
+        for name in ("legacy", "sandbox"):
+            emu.add_repository(name)
+        yield emu.endpoint_url
+
+
+@pytest.fixture(autouse=True)
+def endpoint(emulator_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CODEARTIFACT", emulator_url)
 
 
 def bulkops(

@@ -10,7 +10,7 @@ import pytest
 from bulkops.engine import Engine, EngineSettings, StopSignal, WorkItem
 from bulkops.errors import AccessDenied, Conflict, ServerError, Throttled
 from bulkops.limits import RetryPolicy
-from bulkops.model import Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
+from bulkops.model import CANCELLED_IN_FLIGHT, Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
 from tests.fakes import FakeRegistry, MemoryJournal
 
 pytestmark = pytest.mark.asyncio
@@ -378,3 +378,25 @@ async def test_a_run_tunes_the_cyclic_collector_and_restores_it() -> None:
         assert gc.get_freeze_count() > 0  # what was alive at the start is left alone
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+async def test_calls_cancelled_on_the_wire_are_journaled_as_may_have_been_applied() -> None:
+    reg = FakeRegistry(delay=3600)  # answers that never come before the cancel
+    chunks = chunks_for(reg, REF_A, 1000)
+    journal = MemoryJournal()
+    settings = EngineSettings(concurrency=3, rate=10_000, seed=1)
+    engine = Engine(spec(Operation.SET_STATUS, target_status="Archived"), reg, journal, settings)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.run, [WorkItem(c) for c in chunks])
+        await anyio.wait_all_tasks_blocked()
+        assert reg.in_flight == 3
+        tg.cancel_scope.cancel()  # what a second SIGTERM does
+    written = outcomes(journal)
+    assert len(written) == 3  # the three on the wire; the seven others were never sent
+    assert {o.chunk_id for o in written} == {c.id for c in chunks[:3]}
+    by_id = {c.id: c for c in chunks}
+    for o in written:
+        chunk = by_id[o.chunk_id]
+        assert o.error is not None and o.error["errorCode"] == CANCELLED_IN_FLIGHT
+        assert o.retry == chunk.versions and not o.successful
+    assert not any(complete for _, complete in journal.written)

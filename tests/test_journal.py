@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bulkops.errors import JournalCorrupt, Refused
+from bulkops.errors import JournalBusy, JournalCorrupt, NotAJournal, Refused
 from bulkops.journal import (
     Journal,
     JournalHeader,
@@ -169,9 +170,13 @@ async def test_create_refuses_an_existing_journal(tmp_path: Path) -> None:
 async def test_a_second_writer_is_refused_while_the_journal_is_open(tmp_path: Path) -> None:
     path = tmp_path / "j"
     async with await new_journal(path):
-        with pytest.raises(Refused, match="in use"):
+        with pytest.raises(JournalBusy, match="in use") as caught:
             async with open_journal(LocalFileStore(path)):
                 pass
+        assert caught.value.exit_code == 75  # retryable: the holder will end
+        assert f"pid {os.getpid()} on host {socket.gethostname()}, since 20" in str(caught.value)
+        assert stat.S_IMODE((tmp_path / "j.holder").stat().st_mode) == 0o600
+    assert not (tmp_path / "j.holder").exists()
     async with open_journal(LocalFileStore(path)) as (_, state):
         assert state.attempts == 0
 
@@ -396,25 +401,33 @@ async def test_records_of_the_wrong_shape_raise(
     assert caught.value.line == 2
 
 
+def test_a_journal_whose_header_is_torn_is_corrupt_at_line_1(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(b'{"type":"head')
+    with pytest.raises(JournalCorrupt, match="missing header") as caught:
+        recover(LocalFileStore(path))
+    assert caught.value.line == 1
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (b"", "missing header"),
-        (b'{"type":"head', "missing header"),
-        (b"format,namespace,package,version\nnpm,,a,1\n", "unparsable"),
-        (b'{"type":"chunk"}\n', "missing header"),
-        (b'{"foo":1}\n', "missing header"),
+        (b"", "it is empty"),
+        (b"format,namespace,package,version\nnpm,,a,1\n", "b'format,namespace"),
+        (b'{"type":"chunk"}\n', "first line is no journal header"),
+        (b'{"foo":1}\n', "first line is no journal header"),
     ],
-    ids=["empty", "torn header", "a csv manifest", "chunk first", "foreign json"],
+    ids=["empty", "a csv manifest", "chunk first", "foreign json"],
 )
-def test_a_journal_without_a_valid_header_raises_at_line_1(
+def test_a_file_that_is_no_journal_is_a_usage_error_saying_so(
     tmp_path: Path, content: bytes, reason: str
 ) -> None:
     path = tmp_path / "j"
     path.write_bytes(content)
-    with pytest.raises(JournalCorrupt, match=reason) as caught:
+    with pytest.raises(NotAJournal, match=reason) as caught:
         recover(LocalFileStore(path))
-    assert caught.value.line == 1
+    assert caught.value.exit_code == 2
+    assert "is not a bulkops journal" in str(caught.value)
 
 
 def test_an_unknown_format_version_raises(tmp_path: Path) -> None:

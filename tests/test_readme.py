@@ -77,6 +77,9 @@ async def test_the_readme_workflow_runs_against_the_emulator(
         _stub(tmp_path / "old.csv", keys[:30])
         _stub(tmp_path / "prereleases.jsonl", keys[30:40])
         _stub(tmp_path / "release-2x.csv", keys[40:45])
+        rules = re.search(r"cat > old-1x.toml <<'EOF'\n(.*?\n)EOF\n", README, re.S)
+        assert rules is not None, "recipe 3 writes its rules file"
+        (tmp_path / "old-1x.toml").write_text(rules.group(1))
         emu.add_version("sandbox", "pypi", None, "acme-scratch", "0.1.0")
         (tmp_path / "abandoned.csv").write_text("format,namespace,package\npypi,,acme-scratch\n")
         # what the selection recipes look for: scoped npm packages with 1.x, 2.x and

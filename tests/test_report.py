@@ -13,7 +13,7 @@ import pytest
 
 from bulkops.journal import JournalHeader, LocalFileStore
 from bulkops.journal_format import chunk_record, encode
-from bulkops.model import Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
+from bulkops.model import CANCELLED_IN_FLIGHT, Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
 from bulkops.render import CSV_COLUMNS, MANIFEST_COLUMNS, render
 from bulkops.report import PackageReport, Totals, last_records, merge
 
@@ -141,6 +141,7 @@ def test_totals_count_every_outcome_and_what_never_started() -> None:
         "failedByCode": {"MISMATCHED_STATUS": 1},
         "pending": 1,
         "pendingByCode": {"SKIPPED": 1},
+        "mayHaveBeenApplied": 0,
         "notStarted": 1,
         "hasPermanentFailures": True,
     }
@@ -368,3 +369,26 @@ def test_already_applied_status_update_is_successful_with_the_target_status() ->
     totals = totals_of({A: a}, expected=2)
     assert totals.already_applied == 1
     assert not totals.has_permanent_failures
+
+
+def test_versions_whose_call_was_cancelled_in_flight_are_may_have_been_applied(
+    tmp_path: Path,
+) -> None:
+    cut = {"errorCode": CANCELLED_IN_FLIGHT, "errorMessage": "cancelled after it was sent"}
+    store = journal_file(
+        tmp_path,
+        [header(versions=10), rec(A, retry=("1", "2", "3"), error=cut)],
+    )
+    out = io.StringIO()
+    totals = render(store, "table", out)
+    assert totals.may_have_been_applied == 3
+    assert totals.not_started == 7
+    assert totals.to_dict()["mayHaveBeenApplied"] == 3
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in out.getvalue().splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["may have been applied (cancelled in flight)"] == "3"
+    assert rows["pending"] == "0"
+    assert rows["not started"] == "7"

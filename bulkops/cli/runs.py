@@ -7,13 +7,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
+import anyio
 import click
 import structlog
 
 from bulkops.cli.exits import fail, finish, notify, plural, print_json
 from bulkops.cli.options import aws_settings, engine_settings, setup_logs
-from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged
-from bulkops.job import default_checkpoint, header_for, prepare, run_resume
+from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
+from bulkops.job import check_target, default_checkpoint, header_for, prepare, run_resume
 from bulkops.journal import JournalHeader, LocalFileStore, read_header
 from bulkops.manifest import ManifestSummary, file_sha256
 from bulkops.model import JobSpec, Operation
@@ -46,6 +47,8 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
             checkpoint=checkpoint,
         )
+    except NothingToDo as exc:
+        nothing_to_do(exc, kw)
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     if kw.get("output") != "json":  # a script gets the closing summary alone
@@ -79,13 +82,32 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             else:
                 _print_plan(prepared.summary, spec, kw)
             check_job_caps(rails_from(kw), spec, prepared.summary)
+            anyio.run(check_target, aws_settings(kw), spec, backend="asyncio")
+        except NothingToDo as exc:
+            nothing_to_do(exc, kw)
         except BulkopsError as exc:
             fail(str(exc), exc.exit_code)
     if kw.get("output") == "json":
         print_json({**plan_document(prepared.summary, spec, _rate(spec, kw)), "sent": False})
     else:
-        click.echo("Nothing was sent. Add --execute to run this job.")
+        where = spec.repository
+        if spec.destination_repository is not None:
+            where += f" and {spec.domain}/{spec.destination_repository}"
+        click.echo(
+            f"{spec.domain}/{where} exists (checked with DescribeRepository). "
+            "Nothing was sent to change it: add --execute to run this job."
+        )
     sys.exit(EXIT_OK)
+
+
+def nothing_to_do(exc: NothingToDo, kw: dict[str, Any]) -> NoReturn:
+    """An empty manifest ends the command as a success (a nightly `plan && run` that found
+    nothing to clean must not fail its batch job), saying so."""
+    if kw.get("output") == "json":
+        print_json({"nothing_to_do": True, "message": str(exc)})
+    else:
+        click.echo(str(exc))
+    sys.exit(exc.exit_code)
 
 
 def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoReturn:

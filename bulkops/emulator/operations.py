@@ -168,6 +168,23 @@ def describe_package_version(state: State, p: Params, skipped: frozenset[int]) -
     return {"packageVersion": out}
 
 
+def describe_repository(state: State, p: Params, skipped: frozenset[int]) -> dict[str, Any]:
+    domain = state.domain(p["domain"], p.get("domainOwner"))
+    repo = state.repository(domain.name, domain.owner, p["repository"])
+    return {
+        "repository": {
+            "name": repo.name,
+            "administratorAccount": domain.owner,
+            "domainName": domain.name,
+            "domainOwner": domain.owner,
+            "arn": f"arn:aws:codeartifact:us-east-1:{domain.owner}:repository/"
+            f"{domain.name}/{repo.name}",
+            "upstreams": [],
+            "externalConnections": [],
+        }
+    }
+
+
 def _encode_token(key: Iterable[float | int]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
 
@@ -255,6 +272,7 @@ OPERATIONS: dict[str, Operation] = {
     "ListPackages": list_packages,
     "ListPackageVersions": list_package_versions,
     "DescribePackageVersion": describe_package_version,
+    "DescribeRepository": describe_repository,
     "DeletePackageVersions": delete_package_versions,
     "DisposePackageVersions": dispose_package_versions,
     "UpdatePackageVersionsStatus": update_package_versions_status,

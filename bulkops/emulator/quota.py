@@ -18,6 +18,7 @@ OPERATION_SCOPES: dict[str, tuple[str, ...]] = {
     "ListPackages": ("list_packages",),
     "ListPackageVersions": ("list_versions",),
     "DescribePackageVersion": ("read",),
+    "DescribeRepository": ("read",),
 }
 
 
