@@ -333,6 +333,8 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
                 "(--rules, see docs/selection.md)",
                 level="warning",
                 keep_latest=latest,
+                advice="to keep the newest selected versions, use a keep rule with its own "
+                "version_range and latest (--rules, see docs/selection.md)",
             )
         if summary.versions:
             click.echo(

@@ -17,7 +17,7 @@ from bulkops import progress
 from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.engine import Stats
 from bulkops.journal import LocalFileStore
-from tests.cli_support import bulkops, rows_for, write_manifest
+from tests.cli_support import bulkops, log_events, rows_for, write_manifest
 
 JOB = ("--domain", "acme", "--repository", "main")
 
@@ -232,10 +232,16 @@ async def test_a_plan_says_when_keep_latest_kept_nothing_inside_the_selection(
         ranged = await bulkops(emu, *plan, "--out", tmp_path / "a.jsonl",
                                "--version-range", ">=1.0,<2.0")  # fmt: skip
         assert ranged.code == 0, ranged.stderr
-        assert "warning: --keep-latest 2 kept nothing inside the selection" in ranged.stderr
+        # piped, so the warning is a JSON event with the advice in it
+        (warning,) = [
+            e for e in log_events(ranged.stderr) if e["event"] == "keep_latest_kept_nothing"
+        ]
+        assert warning["level"] == "warning"
+        assert warning["keep_latest"] == 2
+        assert "version_range" in warning["advice"]
         whole = await bulkops(emu, *plan, "--out", tmp_path / "b.jsonl")
         assert whole.code == 0, whole.stderr
-        assert "kept nothing" not in whole.stderr
+        assert "keep_latest_kept_nothing" not in whole.stderr
 
 
 def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_what_is_kept(
