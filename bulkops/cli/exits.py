@@ -18,16 +18,6 @@ from bulkops.safety import tripped_message
 
 log = structlog.get_logger("bulkops.cli")
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0   everything succeeded or was already in the wanted state
-  1   anything unexpected
-  2   bad usage, input or configuration (nothing was sent)
-  3   finished with permanent per-version failures (see `bulkops report`), or a
-      safety rail (--breaker, --canary) stopped the job: resume it once decided
-  75  interrupted or unfinished, resumable with `bulkops resume CHECKPOINT`
-  77  access denied, or no usable AWS credentials"""
-
 
 def fail(message: str, code: int) -> NoReturn:
     """Print `bulkops: error: MESSAGE` to stderr and exit with `code`."""
