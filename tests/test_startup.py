@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -65,3 +66,21 @@ def test_group_help_lists_every_command_sorted() -> None:
         if line.startswith("  ") and not line.startswith("    ")
     ]
     assert listed[: len(LAZY_COMMANDS)] == sorted(LAZY_COMMANDS)
+
+
+def test_the_fast_exit_still_runs_atexit_handlers_and_flushes_output(tmp_path: Path) -> None:
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "sys.argv = ['bulkops', '--version']\n"
+        "sys.stdout.write('before ')\n"
+        "from bulkops.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("before bulkops, version ")
+    assert marker.read_text() == "yes"

@@ -9,9 +9,12 @@ and completion never load aioboto3, botocore or aiohttp.
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 import click
 from click.shell_completion import CompletionItem
@@ -139,10 +142,33 @@ def cli() -> None:
     """
 
 
+def exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter tearing down a large heap object by object.
+
+    Everything that must outlive the process is already written: journals and chunk lists
+    are fsynced and closed before a command returns. The atexit handlers still run and both
+    output streams are flushed; a process with a thread still running exits normally.
+    """
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: let the interpreter report it the usual way
+        sys.exit(code)
+    os._exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         cli.main(prog_name="bulkops")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or isinstance(code, int):
+            exit_now(code or 0)
+        raise
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except UsageError as exc:
