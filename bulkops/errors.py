@@ -200,3 +200,15 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if isinstance(exc, BulkopsError):
             return exc
     return leaves[0] if len(leaves) == 1 else group
+
+
+# The exit codes above as the CLI's --help epilog: here so --help imports nothing heavy.
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0   everything succeeded or was already in the wanted state
+  1   anything unexpected
+  2   bad usage, input or configuration (nothing was sent)
+  3   finished with permanent per-version failures (see `bulkops report`), or a
+      safety rail (--breaker, --canary) stopped the job: resume it once decided
+  75  interrupted or unfinished, resumable with `bulkops resume CHECKPOINT`
+  77  access denied, or no usable AWS credentials"""

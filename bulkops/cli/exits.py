@@ -33,16 +33,6 @@ log = structlog.get_logger("bulkops.cli")
 Output = Literal["text", "json"]
 Level = Literal["info", "warning", "error"]
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0   everything succeeded or was already in the wanted state
-  1   anything unexpected
-  2   bad usage, input or configuration (nothing was sent)
-  3   finished with permanent per-version failures (see `bulkops report`), or a
-      safety rail (--breaker, --canary) stopped the job: resume it once decided
-  75  interrupted or unfinished, resumable with `bulkops resume CHECKPOINT`
-  77  access denied, or no usable AWS credentials"""
-
 
 def logs_are_json() -> bool:
     """Whether stderr is a JSON log stream (set up with the defaults if not yet)."""
