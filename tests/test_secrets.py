@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import structlog
 from moto.server import ThreadedMotoServer
 
 from bulkops.emulator import FaultConfig, QuotaConfig, RunningEmulator, run_emulator
@@ -433,6 +434,7 @@ def test_a_shared_checkpoint_directory_gets_a_warning_naming_it(tmp_path: Path) 
     shared.chmod(0o750)
     private = tmp_path / "private"
     private.mkdir(mode=0o700)
+    structlog.reset_defaults()  # an earlier test may have configured a level above warning
     with capture_logs() as logs:
         for directory in (shared, private):
             store = LocalFileStore(directory / "cp.journal")
