@@ -19,6 +19,8 @@ from bulkops.engine import Stats
 from bulkops.journal import LocalFileStore
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest
 
+pytestmark = pytest.mark.slow
+
 JOB = ("--domain", "acme", "--repository", "main")
 
 

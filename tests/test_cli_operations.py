@@ -14,7 +14,7 @@ from bulkops.manifest import scan_manifest
 from bulkops.model import Operation
 from tests.cli_support import bulkops, log_events, report_lines, rows_for, sent, write_manifest
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 JOB = ("--domain", "acme")
 

@@ -16,6 +16,8 @@ from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.model import PackageRef
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest
 
+pytestmark = pytest.mark.slow
+
 JOB = ("--domain", "acme", "--repository", "main")
 
 

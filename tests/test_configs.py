@@ -18,6 +18,8 @@ from bulkops.model import Operation
 from tests.cli_support import Run, cli_env
 from tests.test_readme import example_lines
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 SHIPPED = (50, 300)  # what the configs' comments tell a user to start: --generate 50x300

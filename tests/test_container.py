@@ -20,6 +20,8 @@ import pytest
 from bulkops.emulator import QuotaConfig, run_emulator
 from tests.cli_support import cli_env, rows_for, write_manifest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,7 +12,7 @@ import pytest
 from bulkops.emulator import FaultConfig, QuotaConfig, run_emulator
 from tests.cli_support import bulkops, cli_env, report_lines, rows_for, write_manifest
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 FAULTS = FaultConfig(
     latency_ms=5, jitter=0.5, error_rate=0.05, lost_rate=0.05, drop_rate=0.03, skip_rate=0.02

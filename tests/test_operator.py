@@ -20,6 +20,8 @@ import structlog
 
 from bulkops import log as logsetup
 
+pytestmark = pytest.mark.slow
+
 SMALL_DEMO = ["demo", "--packages", "20", "--versions", "10", "--seed", "3"]
 
 

@@ -14,7 +14,7 @@ from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.model import PackageRef
 from tests.cli_support import bulkops, report_lines, rows_for, write_manifest
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 JOB = ("--domain", "acme", "--repository", "main")
 FAST = ("--list-rate", "2000", "--read-rate", "2000")

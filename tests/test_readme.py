@@ -17,6 +17,8 @@ from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.model import PackageRef
 from tests.cli_support import bulkops, rows_for
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 

@@ -23,6 +23,8 @@ from moto.server import ThreadedMotoServer
 from bulkops.emulator import FaultConfig, QuotaConfig, RunningEmulator, run_emulator
 from tests.cli_support import Run, cli_env, rows_for, write_manifest
 
+pytestmark = pytest.mark.slow
+
 FAULTS = FaultConfig(latency_ms=2, error_rate=0.1, lost_rate=0.05, conflict_rate=0.05)
 QUICK = ("--concurrency", "4", "--grace-period", "5", "--call-timeout", "5")
 JOB = ("--domain", "acme", "--repository", "main")
