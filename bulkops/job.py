@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -15,6 +16,7 @@ import structlog
 
 from bulkops.apimodel import violation
 from bulkops.aws import AwsRegistry, AwsSettings, open_codeartifact
+from bulkops.calls import CallRunner, GaveUp
 from bulkops.chunklist import chunk_list_path, read_chunks
 from bulkops.engine import (
     Engine,
@@ -26,12 +28,10 @@ from bulkops.engine import (
     WorkItem,
 )
 from bulkops.errors import (
-    CallFailed,
     ChunkListCorrupt,
     ManifestChanged,
     NothingToDo,
     ResourceMissing,
-    Throttled,
     Unreachable,
     UsageError,
 )
@@ -44,6 +44,7 @@ from bulkops.journal import (
     open_journal,
     read_header,
 )
+from bulkops.limits import AdaptiveRate, RetryPolicy
 from bulkops.log import redact_text
 from bulkops.manifest import ManifestSummary, file_sha256, scan_manifest, spool_stdin
 from bulkops.model import JobSpec, Operation
@@ -132,7 +133,9 @@ def prepare(
     return prepared
 
 
-CHECK_ATTEMPTS = 4
+# Four tries, paced like the engine's reads, within a minute: a check that cannot get an
+# answer by then ends the command as retryable rather than holding a batch slot.
+CHECK_RETRY = RetryPolicy(max_attempts=4, budget=60.0)
 
 
 async def check_repositories(
@@ -143,32 +146,31 @@ async def check_repositories(
     """Check with DescribeRepository (a read) that the job's domain and repositories exist.
 
     Run before a job writes its journal or sends anything, and by the dry run: a wrong
-    name ends the job here (exit 2) with nothing to resume. A check that gets no answer
-    after a few tries is `Unreachable` (75): nothing was sent, trying later may work.
+    name ends the job here (exit 2) with nothing to resume. The calls go through the
+    engine's `CallRunner`; a check that gets no answer within its retries is
+    `Unreachable` (75): nothing was sent, trying later may work.
     """
     copy = spec.operation is Operation.COPY
     repositories = [("--source-repository" if copy else "--repository", spec.repository)]
     if spec.destination_repository is not None:
         repositories.append(("--destination-repository", spec.destination_repository))
+    defaults = EngineSettings()
+    scope = AdaptiveRate("read", defaults.read_rate)
+    runner = CallRunner(CHECK_RETRY, defaults.call_timeout, stopping=lambda: False, sleep=sleep)
     for option, name in repositories:
         where = Location(spec.domain, name, spec.domain_owner)
-        for attempt in range(1, CHECK_ATTEMPTS + 1):
-            try:
-                await registry.describe_repository(where)
-                break
-            except ResourceMissing as exc:
-                raise ResourceMissing(
-                    f"repository {spec.domain}/{name} ({option}) does not exist or is not "
-                    f"visible to these credentials: {exc}; nothing was sent"
-                ) from exc
-            except CallFailed as exc:
-                if attempt == CHECK_ATTEMPTS:
-                    raise Unreachable(
-                        f"cannot check that repository {spec.domain}/{name} exists "
-                        f"({exc}); nothing was sent, try again later"
-                    ) from exc
-                wait = exc.retry_after if isinstance(exc, Throttled) else None
-                await sleep(wait or 0.25 * 2**attempt)
+        try:
+            await runner.call(scope, partial(registry.describe_repository, where))
+        except ResourceMissing as exc:
+            raise ResourceMissing(
+                f"repository {spec.domain}/{name} ({option}) does not exist or is not "
+                f"visible to these credentials: {exc}; nothing was sent"
+            ) from exc
+        except GaveUp as exc:
+            raise Unreachable(
+                f"cannot check that repository {spec.domain}/{name} exists "
+                f"({exc.last}); nothing was sent, try again later"
+            ) from exc.last
 
 
 async def check_target(aws: AwsSettings, spec: JobSpec) -> None:
