@@ -1,6 +1,6 @@
 """The bulkops bench client: a real job from a manifest on disk, journal and all.
 
-`bulkops` composes the job as `bulkops.job.run_new` does (prepare → journal → registry →
+`bulkops` composes the job as `bulkops.jobs.start.run_new` does (prepare → journal → registry →
 engine fed by `work_items`) and times two seams: each registry call (one HTTP attempt:
 the SDK makes exactly one) and each journal write. `bulkops-run-new` calls `run_new`
 itself, uninstrumented, as the CLI does.
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from bulkops import log as logsetup
-from bulkops.aws import AwsSettings, open_codeartifact
-from bulkops.engine import Engine, EngineSettings, Stats, StopSignal
+from bulkops.aws.session import AwsSettings, open_codeartifact
+from bulkops.engine.engine import Engine, EngineSettings, Stats, StopSignal
 from bulkops.errors import CallFailed, Throttled
-from bulkops.job import header_for, prepare, run_new, run_resume, work_items
-from bulkops.journal import Journal, LocalFileStore, create_journal, recover
+from bulkops.jobs.start import header_for, prepare, run_new, run_resume, work_items
+from bulkops.journal.journal import Journal, LocalFileStore, create_journal, recover
 from bulkops.model import (
     CallResult,
     Chunk,

@@ -23,9 +23,9 @@ from typing import Any
 
 import anyio
 
-from bulkops.journal import JournalHeader, LocalFileStore, create_journal, recover
+from bulkops.journal.journal import JournalHeader, LocalFileStore, create_journal, recover
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
-from bulkops.render import REPORT_FORMATS, render
+from bulkops.report.render import REPORT_FORMATS, render
 
 
 async def write_journal(path: Path, chunks: int, versions: int, partial: float) -> None:

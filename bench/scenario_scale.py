@@ -118,8 +118,8 @@ def overhead(
 def manifest_cost(manifest: Path, folder: Path) -> dict[str, Any]:
     """CPU seconds of a job's manifest work: the validating scan that writes the chunk
     list, then reading the chunk list back as the run does."""
-    from bulkops.chunklist import read_chunks
-    from bulkops.manifest import scan_manifest
+    from bulkops.journal.chunklist import read_chunks
+    from bulkops.manifest.scan import scan_manifest
     from bulkops.model import Operation
 
     out = folder / "manifest-cost.chunks"
@@ -150,7 +150,7 @@ def journal_cost(path: Path, chunks: int, batch: int, versions: int = 100) -> di
     as the API answers), `batch` records per write (one fsync each), timed per tenth."""
     import anyio
 
-    from bulkops.journal import JournalHeader, LocalFileStore, create_journal
+    from bulkops.journal.journal import JournalHeader, LocalFileStore, create_journal
     from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 
     spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived")

@@ -27,7 +27,7 @@ from botocore.exceptions import (
     UnknownServiceError,
 )
 
-from bulkops.aws import AwsSettings, open_codeartifact, translate
+from bulkops.aws.session import AwsSettings, open_codeartifact, translate
 from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.errors import (
     EXIT_ACCESS_DENIED,
@@ -253,7 +253,7 @@ async def test_a_missing_package_is_reported_not_found_and_the_rest_is_done(
 
 
 def test_a_job_client_leaves_parameter_checks_to_the_job_and_others_keep_them() -> None:
-    from bulkops.aws import _config
+    from bulkops.aws.session import _config
 
     settings = AwsSettings(region="us-east-1")
     assert _config(settings, inputs_checked=True).parameter_validation is False

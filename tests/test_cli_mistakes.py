@@ -13,10 +13,10 @@ import anyio
 import pytest
 from rich.console import Console
 
-from bulkops import progress
 from bulkops.emulator import QuotaConfig, run_emulator
-from bulkops.engine import Stats
-from bulkops.journal import LocalFileStore
+from bulkops.engine.engine import Stats
+from bulkops.jobs import progress
+from bulkops.journal.journal import LocalFileStore
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest
 
 pytestmark = pytest.mark.slow
@@ -251,14 +251,14 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
 ) -> None:
     import errno
 
-    from bulkops import journal_store
-    from bulkops.aws import AwsSettings
+    from bulkops.aws.session import AwsSettings
     from bulkops.emulator.threaded import emulator_thread
-    from bulkops.engine import EngineSettings
+    from bulkops.engine.engine import EngineSettings
     from bulkops.errors import JournalFull
-    from bulkops.job import header_for, prepare, run_new, run_resume
+    from bulkops.jobs.start import header_for, prepare, run_new, run_resume
+    from bulkops.jobs.supervisor import supervise
+    from bulkops.journal import store as journal_store
     from bulkops.model import JobSpec, Operation
-    from bulkops.supervisor import supervise
 
     with emulator_thread(generate=(4, 20), quotas=QuotaConfig.off()) as emu:
         keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
@@ -299,9 +299,9 @@ def test_a_full_disk_before_any_call_is_a_clear_error_naming_the_chunk_list(
 ) -> None:
     import errno
 
-    from bulkops import chunklist
     from bulkops.errors import UsageError
-    from bulkops.job import prepare
+    from bulkops.jobs.start import prepare
+    from bulkops.journal import chunklist
     from bulkops.model import JobSpec, Operation, PackageRef
 
     rows = rows_for([(PackageRef("npm", None, f"p{i}"), "1.0.0") for i in range(50)])

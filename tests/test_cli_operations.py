@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from bulkops.manifest import scan_manifest
+from bulkops.manifest.scan import scan_manifest
 from bulkops.model import Operation
 from tests.cli_support import bulkops, log_events, report_lines, rows_for, sent, write_manifest
 

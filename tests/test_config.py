@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkops.config import default_map, load_job_file
+from bulkops.cli.config import default_map, load_job_file
 from bulkops.emulator import QuotaConfig
 from bulkops.emulator.threaded import emulator_thread
 from bulkops.errors import UsageError

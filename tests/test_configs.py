@@ -11,9 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from bulkops.config import default_map, load_job_file
+from bulkops.cli.config import default_map, load_job_file
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from bulkops.manifest import read_targets
+from bulkops.manifest.scan import read_targets
 from bulkops.model import Operation
 from tests.cli_support import Run, cli_env
 from tests.test_readme import example_lines

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from bulkops.aws import AwsRegistry, AwsSettings, open_codeartifact
-from bulkops.discover import Discovery, DiscoverySettings, Listing, PackageVersions
+from bulkops.aws.session import AwsRegistry, AwsSettings, open_codeartifact
 from bulkops.emulator import FaultConfig, Quota, QuotaConfig, RunningEmulator, run_emulator
-from bulkops.limits import RateTuning
+from bulkops.engine.limits import RateTuning
 from bulkops.model import PackageRef
 from bulkops.registry import Location, PackageQuery, VersionPage, VersionSummary
+from bulkops.selection.discover import Discovery, DiscoverySettings, Listing, PackageVersions
 
 pytestmark = pytest.mark.asyncio
 

@@ -7,9 +7,9 @@ from typing import Any
 import anyio
 import pytest
 
-from bulkops.engine import Engine, EngineSettings, StopSignal, WorkItem
+from bulkops.engine.engine import Engine, EngineSettings, StopSignal, WorkItem
+from bulkops.engine.limits import RetryPolicy
 from bulkops.errors import AccessDenied, Conflict, ServerError, Throttled
-from bulkops.limits import RetryPolicy
 from bulkops.model import CANCELLED_IN_FLIGHT, Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
 from tests.fakes import FakeRegistry, MemoryJournal
 
@@ -369,7 +369,7 @@ async def test_a_bug_in_a_call_still_lets_every_finished_outcome_reach_the_journ
 async def test_a_run_tunes_the_cyclic_collector_and_restores_it() -> None:
     import gc
 
-    from bulkops.job import collector_for_runs
+    from bulkops.jobs.start import collector_for_runs
 
     before = gc.get_threshold()
     assert gc.get_freeze_count() == 0

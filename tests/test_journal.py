@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from bulkops.errors import JournalBusy, JournalCorrupt, NotAJournal, Refused
-from bulkops.journal import (
+from bulkops.journal.journal import (
     Journal,
     JournalHeader,
     LocalFileStore,
@@ -28,7 +28,7 @@ from bulkops.journal import (
     read_header,
     recover,
 )
-from bulkops.journal_format import encode
+from bulkops.journal.records import encode
 from bulkops.model import Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
 
 REF = PackageRef("npm", "scope", "left-pad")
@@ -439,7 +439,7 @@ def test_an_unknown_format_version_raises(tmp_path: Path) -> None:
 
 WRITER = """
 import sys, anyio
-from bulkops.journal import JournalHeader, LocalFileStore, create_journal
+from bulkops.journal.journal import JournalHeader, LocalFileStore, create_journal
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 
 async def main(path):

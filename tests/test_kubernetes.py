@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bulkops.config import JobFile
+from bulkops.cli.config import JobFile
 
 KUBERNETES = Path(__file__).resolve().parent.parent / "configs" / "kubernetes"
 VERSION = "1.30.0"  # podFailurePolicy is GA from 1.31 and beta, on by default, from 1.26

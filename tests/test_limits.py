@@ -9,7 +9,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
+from bulkops.engine.limits import AdaptiveRate, RateTuning, RetryPolicy
 
 
 class Clock:

@@ -13,7 +13,7 @@ from typing import Literal
 import pytest
 
 from bulkops.errors import ManifestError, UsageError
-from bulkops.manifest import (
+from bulkops.manifest.scan import (
     MAX_ERRORS,
     ManifestInvalid,
     detect_format,

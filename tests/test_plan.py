@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bulkops import manifest
-from bulkops.chunklist import ChunkListWriter, read_chunks
 from bulkops.errors import ChunkListCorrupt, UsageError
-from bulkops.manifest import ManifestInvalid, scan_manifest, write_manifest
+from bulkops.journal.chunklist import ChunkListWriter, read_chunks
+from bulkops.manifest import scan as manifest
+from bulkops.manifest.estimate import estimate, shard_of
+from bulkops.manifest.scan import ManifestInvalid, scan_manifest, write_manifest
 from bulkops.model import Chunk, Operation, PackageRef, Target, chunk_id
-from bulkops.plan import estimate, shard_of
 
 DISPOSE = Operation.DISPOSE
 WEB = PackageRef("npm", "acme", "web")

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from bulkops.aws import AwsSettings
+from bulkops.aws.session import AwsSettings
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from bulkops.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.engine.engine import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import Refused
-from bulkops.job import header_for, prepare, work_items
-from bulkops.journal import LocalFileStore, iter_records
+from bulkops.jobs.guarded import run_guarded
+from bulkops.jobs.rails import Breaker, Rails, canary_verdict, check_caps
+from bulkops.jobs.start import header_for, prepare, work_items
+from bulkops.journal.journal import LocalFileStore, iter_records
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
-from bulkops.rails import Breaker, Rails, canary_verdict, check_caps
-from bulkops.safety import run_guarded
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest
 
 WRITES = ("DeletePackageVersions", "DisposePackageVersions", "UpdatePackageVersionsStatus")
@@ -232,7 +232,7 @@ def test_caps_name_packages_for_package_jobs() -> None:
 
 
 def test_a_refusal_inside_a_supervised_run_surfaces_as_itself_not_a_group() -> None:
-    from bulkops.supervisor import supervise
+    from bulkops.jobs.supervisor import supervise
 
     async def refuse(stop: StopSignal, stats: Stats) -> RunResult:
         raise Refused("--keep-min 3: no")

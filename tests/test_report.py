@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bulkops.journal import JournalHeader, LocalFileStore
-from bulkops.journal_format import chunk_record, encode
+from bulkops.journal.journal import JournalHeader, LocalFileStore
+from bulkops.journal.records import chunk_record, encode
 from bulkops.model import CANCELLED_IN_FLIGHT, Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
-from bulkops.render import CSV_COLUMNS, MANIFEST_COLUMNS, render
-from bulkops.report import PackageReport, Totals, last_records, merge
+from bulkops.report.merge import PackageReport, Totals, last_records, merge
+from bulkops.report.render import CSV_COLUMNS, MANIFEST_COLUMNS, render
 
 A = PackageRef("npm", "scope", "a")
 B = PackageRef("pypi", None, "b")
@@ -270,7 +270,7 @@ def test_failed_only_csv_is_a_manifest_of_exactly_the_failed_versions(tmp_path: 
         == ("format", "namespace", "package", "version", "revision")
     )
     assert rows[1:] == [["npm", "scope", "a", "4", ""], ["pypi", "", "b", "8", ""]]
-    manifest = pytest.importorskip("bulkops.manifest")
+    manifest = pytest.importorskip("bulkops.manifest.scan")
     path = tmp_path / "failed.csv"
     path.write_text(text)
     targets = list(manifest.read_targets(path, operation=Operation.DELETE))
@@ -295,7 +295,7 @@ def test_failed_only_manifest_keeps_the_revisions_the_job_pinned(tmp_path: Path)
         ["npm", "scope", "a", "2", "r2"],
         ["npm", "scope", "a", "3", "r3"],
     ]
-    manifest = pytest.importorskip("bulkops.manifest")
+    manifest = pytest.importorskip("bulkops.manifest.scan")
     path = tmp_path / "failed.csv"
     path.write_text(text)
     targets = list(manifest.read_targets(path, operation=Operation.DISPOSE))

@@ -202,7 +202,7 @@ class Transcript:
 
 CRASH = """\
 import os, sys
-import bulkops.aws
+import bulkops.aws.session
 from bulkops.cli import main
 
 async def run_chunk(self, spec, chunk):
@@ -210,7 +210,7 @@ async def run_chunk(self, spec, chunk):
     token = os.environ["AWS_SESSION_TOKEN"]
     raise RuntimeError(f"bug while holding {secret} and {token!r} and {token.encode()!r}")
 
-bulkops.aws.AwsRegistry.run_chunk = run_chunk
+bulkops.aws.session.AwsRegistry.run_chunk = run_chunk
 sys.argv[0] = "bulkops"
 main()
 """
@@ -429,7 +429,7 @@ async def test_every_job_state_file_is_0600_in_a_0700_directory(tmp_path: Path) 
 def test_a_shared_checkpoint_directory_gets_a_warning_naming_it(tmp_path: Path) -> None:
     from structlog.testing import capture_logs
 
-    from bulkops.journal import LocalFileStore
+    from bulkops.journal.journal import LocalFileStore
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -481,7 +481,7 @@ def test_the_emulator_binds_loopback_by_default_and_warns_when_bound_elsewhere()
 async def test_credentials_a_refresh_brings_are_masked_before_a_request_uses_them() -> None:
     from aiobotocore.credentials import AioRefreshableCredentials
 
-    from bulkops.aws import watch_credentials
+    from bulkops.aws.session import watch_credentials
     from bulkops.log import redact_text
 
     handed_out: list[tuple[str, str, str]] = []

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from bulkops.discover import UNKNOWN_BAND, PackageVersions, VersionInfo
 from bulkops.errors import UsageError
 from bulkops.model import PackageRef
-from bulkops.ranges import parse_range
-from bulkops.rules import RuleSpec, load_rule_file, parse_age, rules_from_flags
-from bulkops.select import DEFAULT_VERSION, Selection
+from bulkops.selection.discover import UNKNOWN_BAND, PackageVersions, VersionInfo
+from bulkops.selection.ranges import parse_range
+from bulkops.selection.rules import RuleSpec, load_rule_file, parse_age, rules_from_flags
+from bulkops.selection.select import DEFAULT_VERSION, Selection
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 RULES_DIR = Path(__file__).resolve().parent.parent / "configs" / "rules"
@@ -281,7 +281,7 @@ def test_there_are_example_rules_files() -> None:
 
 
 def _plan_kw(**over: Any) -> dict[str, Any]:
-    from bulkops.plan_command import KEEP_FLAGS, SELECT_FLAGS
+    from bulkops.cli.plan import KEEP_FLAGS, SELECT_FLAGS
 
     kw: dict[str, Any] = dict.fromkeys((*SELECT_FLAGS, *KEEP_FLAGS))
     kw.update(rules=None, prereleases_only=False, releases_only=False, keep_latest=0)
@@ -290,7 +290,7 @@ def _plan_kw(**over: Any) -> dict[str, Any]:
 
 
 def test_plan_flags_and_a_rules_file_exclude_each_other() -> None:
-    from bulkops.plan_command import _rule_spec
+    from bulkops.cli.plan import _rule_spec
 
     with pytest.raises(UsageError, match=r"--rules replaces .* drop --older-than"):
         _rule_spec(_plan_kw(rules=RULES_DIR / "prerelease-cleanup.toml", older_than="9d"))
@@ -305,7 +305,7 @@ def test_plan_flags_and_a_rules_file_exclude_each_other() -> None:
 
 
 def test_plan_refuses_to_overwrite_a_plan_or_write_an_unreadable_name(tmp_path: Path) -> None:
-    from bulkops.plan_command import _run
+    from bulkops.cli.plan import _run
 
     existing = tmp_path / "plan.jsonl"
     existing.write_text("")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkops.statefile import replace_private
+from bulkops.journal.atomic import replace_private
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bulkops.model import FORMATS
-from bulkops.versions import compare, is_prerelease, order, parse, sort_versions
+from bulkops.selection.versions import compare, is_prerelease, order, parse, sort_versions
 
 
 def _ascending(fmt: str, versions: list[str]) -> None:

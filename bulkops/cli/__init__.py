@@ -81,7 +81,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
 def plan_command() -> click.Command:
     """The `plan` command, built with the CLI's shared AWS and log options."""
     from bulkops.cli.options import aws_options, log_options
-    from bulkops.plan_command import build_plan_cmd
+    from bulkops.cli.plan import build_plan_cmd
 
     return build_plan_cmd(aws_options(), log_options())
 

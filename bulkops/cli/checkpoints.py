@@ -17,12 +17,12 @@ from bulkops.cli.options import (
     with_options,
 )
 from bulkops.cli.runs import checkpoint_header, resume
-from bulkops.engine import RunResult, Stats
+from bulkops.engine.engine import RunResult, Stats
 from bulkops.errors import EXIT_USAGE, BulkopsError
-from bulkops.journal import LocalFileStore
-from bulkops.render import REPORT_FORMATS, render
-from bulkops.report import Totals
-from bulkops.undo import print_undo
+from bulkops.journal.journal import LocalFileStore
+from bulkops.report.merge import Totals
+from bulkops.report.render import REPORT_FORMATS, render
+from bulkops.report.undo import print_undo
 
 
 @click.command(

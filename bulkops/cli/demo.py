@@ -52,7 +52,7 @@ def demo_cmd(**kw: Any) -> None:
     and copies a release line to another repository, each as a real bulkops job with
     progress, its report, and a check of the report against the emulator's ground truth.
     """
-    from bulkops.demo import default_workdir, run_demo
+    from bulkops.jobs.demo import default_workdir, run_demo
 
     setup_logs(kw)
     code = anyio.run(

@@ -20,13 +20,13 @@ import click
 import structlog
 
 from bulkops import log as logsetup
-from bulkops.engine import RunResult
+from bulkops.engine.engine import RunResult
 from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PERMANENT_FAILURES
-from bulkops.journal import LocalFileStore
+from bulkops.jobs.guarded import tripped_message
+from bulkops.journal.journal import LocalFileStore
 from bulkops.log import redact_text
-from bulkops.render import render
-from bulkops.report import Totals
-from bulkops.safety import tripped_message
+from bulkops.report.merge import Totals
+from bulkops.report.render import render
 
 log = structlog.get_logger("bulkops.cli")
 

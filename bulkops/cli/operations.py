@@ -18,9 +18,9 @@ from bulkops.cli.options import (
 )
 from bulkops.cli.runs import start_job
 from bulkops.errors import EXIT_USAGE
+from bulkops.jobs.guarded import rail_options
+from bulkops.jobs.safe_delete import run_safe_delete, safe_delete_option
 from bulkops.model import STATUSES, TARGET_STATUSES, JobSpec, Operation
-from bulkops.safe_delete import run_safe_delete, safe_delete_option
-from bulkops.safety import rail_options
 
 _shared_options = with_options(*job_options(), *rail_options(), *run_options())
 _package_options = with_options(

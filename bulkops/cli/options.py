@@ -9,13 +9,13 @@ from typing import Any
 import click
 
 from bulkops import log as logsetup
-from bulkops.aws import AwsSettings
+from bulkops.aws.session import AwsSettings
+from bulkops.cli.config import default_map, load_job_file
 from bulkops.cli.exits import fail
-from bulkops.config import default_map, load_job_file
-from bulkops.engine import EngineSettings
+from bulkops.engine.engine import EngineSettings
+from bulkops.engine.limits import RetryPolicy
 from bulkops.errors import EXIT_USAGE, BulkopsError
-from bulkops.job import CHECKPOINT_DIR
-from bulkops.limits import RetryPolicy
+from bulkops.jobs.start import CHECKPOINT_DIR
 from bulkops.model import MAX_CHUNK_SIZE
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

@@ -14,13 +14,13 @@ import structlog
 from bulkops.cli.exits import fail, finish, notify, plural, print_json
 from bulkops.cli.options import aws_settings, engine_settings, setup_logs
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
-from bulkops.job import check_target, default_checkpoint, header_for, prepare, run_resume
-from bulkops.journal import JournalHeader, LocalFileStore, read_header
-from bulkops.manifest import ManifestSummary, file_sha256
+from bulkops.jobs.guarded import check_job_caps, rails_from, run_new_guarded
+from bulkops.jobs.start import check_target, default_checkpoint, header_for, prepare, run_resume
+from bulkops.jobs.supervisor import Start, supervise
+from bulkops.journal.journal import JournalHeader, LocalFileStore, read_header
+from bulkops.manifest.estimate import estimate
+from bulkops.manifest.scan import ManifestSummary, file_sha256
 from bulkops.model import JobSpec, Operation
-from bulkops.plan import estimate
-from bulkops.safety import check_job_caps, rails_from, run_new_guarded
-from bulkops.supervisor import Start, supervise
 
 log = structlog.get_logger("bulkops.cli")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bulkops.apimodel import service_model
+from bulkops.aws.shapes import service_model
 from bulkops.emulator.faults import FaultConfig, FaultInjector
 from bulkops.emulator.operations import OPERATIONS, targets
 from bulkops.emulator.quota import QuotaConfig, Quotas

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulkops.apimodel import violation
+from bulkops.aws.shapes import violation
 from bulkops.emulator.wire import not_found
 from bulkops.model import NAMESPACE_FORBIDDEN, NAMESPACE_REQUIRED, STATUSES, PackageRef
 

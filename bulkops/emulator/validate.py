@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from bulkops.apimodel import constraint, service_model
+from bulkops.aws.shapes import constraint, service_model
 from bulkops.emulator.wire import ApiError, validation_error
 from bulkops.model import NAMESPACE_FORBIDDEN, NAMESPACE_REQUIRED, TARGET_STATUSES
 

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from emulator_helpers import client_for, ref_args, where
 
-from bulkops.apimodel import violation
+from bulkops.aws.shapes import violation
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.emulator.generate import generate
 from bulkops.emulator.snapshot import export_state, load_state

@@ -1,0 +1,38 @@
+"""Chunk shards and job estimates; no I/O.
+
+Chunks are planned by `manifest.scan_manifest`: a package's k-th chunk is always its
+unique versions k*size..(k+1)*size-1 in manifest order, so a chunk's id depends only on
+that package's own rows, and the same manifest gives the same chunk ids on every run
+and machine. That is what lets a sharded run split a job by chunk id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bulkops.manifest.scan import ManifestSummary
+
+
+def shard_of(chunk_id: str, shard_count: int) -> int:
+    """The shard (0..shard_count-1) that owns a chunk in a sharded run."""
+    if shard_count < 1:
+        raise ValueError(f"shard_count must be at least 1, got {shard_count}")
+    return int(chunk_id, 16) % shard_count
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What a job costs in API calls, and how long they take at a given call rate."""
+
+    calls: int
+    rate: float  # calls per second
+    seconds: float
+
+
+def estimate(summary: ManifestSummary, *, rate: float) -> Estimate:
+    """Calls (one per chunk) and seconds at `rate` calls per second, for dry runs."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    return Estimate(calls=summary.chunks, rate=rate, seconds=summary.chunks / rate)
