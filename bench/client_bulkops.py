@@ -114,14 +114,14 @@ async def _stop_after(stop: StopSignal, seconds: float) -> None:
 def _settings(spec: ClientSpec) -> tuple[EngineSettings, AwsSettings]:
     defaults = EngineSettings()
     settings = EngineSettings(
-        concurrency=spec.concurrency,
+        concurrency=spec.bulkops_concurrency,
         rate=spec.rate or defaults.rate,
         copy_rate=spec.copy_rate or defaults.copy_rate,
     )
     aws = AwsSettings(  # as the CLI builds them
         region="us-east-1",
         endpoint_url=spec.endpoint,
-        max_pool_connections=settings.concurrency + 8,
+        max_pool_connections=settings.most_in_flight + 8,
     )
     return settings, aws
 
