@@ -195,6 +195,7 @@ async def run_bulkops(
             rec.extra["journal"] = timed.summary(header.chunks)
             rec.extra["rate_final"] = engine.scope.rate
             rec.extra["rate_cuts"] = engine.scope.cuts
+            rec.extra["concurrency_final"] = engine.flight.limit
         tg.cancel_scope.cancel()
     rec.extra["journal_path"] = str(checkpoint)
     rec.extra["bulkops"] = {
