@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 import structlog
 
 log = structlog.get_logger("bulkops.concurrency")
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 class Gate:
@@ -110,15 +112,15 @@ class Controller:
 
     def __init__(
         self,
-        gate: Gate,
         rate: Callable[[], float],
         *,
         maximum: int,
         pinned: bool = False,
         tuning: ConcurrencyTuning | None = None,
         clock: Clock = anyio.current_time,
+        gate: Gate | None = None,
     ) -> None:
-        self.gate = gate
+        self.gate = gate = gate or Gate(maximum)
         self.maximum = max(1, maximum)
         self.pinned = pinned
         self.tuning = t = tuning or ConcurrencyTuning()
@@ -149,6 +151,13 @@ class Controller:
     def base_latency(self) -> float:
         """The no-load latency: the fastest answer of the base window (0 before the first)."""
         return self._base[0][1] if self._base else 0.0
+
+    async def timed(self, call: Awaitable[T]) -> T:
+        """Await one call and observe its latency when it answers."""
+        started = self._clock()
+        result = await call
+        self.observe(self._clock() - started)
+        return result
 
     def observe(self, latency: float) -> None:
         """Record one answer's latency; the limit follows every `update_every` seconds."""

@@ -30,7 +30,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkops.calls import Abandoned, CallRunner, GaveUp
-from bulkops.concurrency import ConcurrencyTuning, Controller, Gate
+from bulkops.concurrency import ConcurrencyTuning, Controller
 from bulkops.errors import CallFailed, FatalCall, Throttled
 from bulkops.limits import AdaptiveRate, RateTuning, RetryPolicy
 from bulkops.log import redact_error
@@ -185,12 +185,10 @@ class Engine:
             on_call=self._count_call,
             on_retry=self._count_retry,
         )
-        n = settings.most_in_flight
-        self.flight = Controller(
-            Gate(n), lambda: self.scope.rate, maximum=n, pinned=settings.concurrency is not None,
-            tuning=settings.flight,
+        self.stats.flight = self.flight = Controller(
+            lambda: self.scope.rate, maximum=settings.most_in_flight,
+            pinned=settings.concurrency is not None, tuning=settings.flight,
         )  # fmt: skip
-        self.stats.flight = self.flight
         self.verdicts = Verdicts(spec, registry, self.calls, self.read_scope)
         # answers that depend on whether an earlier call acted: marks make that exact
         self._marks = spec.operation in (Operation.DELETE, Operation.DISPOSE) or (
@@ -351,10 +349,7 @@ class Engine:
 
     async def _send(self, chunk: Chunk, on_wire: list[bool]) -> CallResult:
         on_wire[0] = True
-        started = anyio.current_time()
-        result = await self.registry.run_chunk(self.spec, chunk)
-        self.flight.observe(anyio.current_time() - started)
-        return result
+        return await self.flight.timed(self.registry.run_chunk(self.spec, chunk))
 
     async def _record_cancelled(self, chunk: Chunk, attempt: int) -> None:
         """Journal a chunk whose call was cancelled on the wire: pending, and it may have

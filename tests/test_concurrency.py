@@ -26,7 +26,7 @@ def controller(
     tuning = ConcurrencyTuning() if start is None else ConcurrencyTuning(start=start)
     gate = Gate(start or 16)
     return Controller(
-        gate, lambda: rate, maximum=maximum, pinned=pinned, tuning=tuning, clock=clock
+        lambda: rate, maximum=maximum, pinned=pinned, tuning=tuning, clock=clock, gate=gate
     ), clock
 
 
