@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from bulkops.concurrency import ConcurrencyTuning, Controller, Gate, carried_rate
-from bulkops.engine import Engine, EngineSettings, WorkItem
+from bulkops.engine import Engine, EngineSettings, Stats, WorkItem
 from bulkops.model import Chunk, JobSpec, Operation, PackageRef
+from bulkops.progress import Meter, Once, bar_fields
 from tests.fakes import FakeRegistry, MemoryJournal
 
 
@@ -187,3 +189,21 @@ async def test_engine_pinned_concurrency_stays_pinned_at_high_latency() -> None:
     assert reg.max_in_flight == 8 and engine.flight.limit == 8
     assert engine.flight.limited is not None  # 8 / 0.05 s = 160 calls/s of 1000
     assert engine.flight.limited.endswith("calls/s of 1000")
+
+
+@pytest.mark.asyncio
+async def test_progress_shows_the_limit_and_latency_and_says_once_when_concurrency_limits() -> None:
+    c, clock = controller(100, pinned=True, start=16)
+    stats = Stats(versions_total=100, flight=c)
+    once = Once()
+    with capture_logs() as logs:
+        feed(c, clock, jittered(0.4, 0.8), seconds=1, per_s=25)  # not enough answers yet
+        once(Meter(stats).snapshot())
+        feed(c, clock, jittered(0.4, 0.8), seconds=9, per_s=25)
+        for _ in range(3):
+            snap = Meter(stats).snapshot()
+            once(snap)
+    said = [e for e in logs if e["event"] == "concurrency_limited"]
+    assert [e["message"] for e in said] == [c.limited]
+    assert snap.to_log()["concurrency"] == 16 and 550 < snap.to_log()["latency_ms"] < 650
+    assert bar_fields(snap)["detail"].startswith("in flight ≤16 at 5")
