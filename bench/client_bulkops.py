@@ -114,14 +114,14 @@ async def _stop_after(stop: StopSignal, seconds: float) -> None:
 def _settings(spec: ClientSpec) -> tuple[EngineSettings, AwsSettings]:
     defaults = EngineSettings()
     settings = EngineSettings(
-        concurrency=spec.concurrency,
+        concurrency=spec.bulkops_concurrency,
         rate=spec.rate or defaults.rate,
         copy_rate=spec.copy_rate or defaults.copy_rate,
     )
     aws = AwsSettings(  # as the CLI builds them
         region="us-east-1",
         endpoint_url=spec.endpoint,
-        max_pool_connections=settings.concurrency + 8,
+        max_pool_connections=settings.most_in_flight + 8,
     )
     return settings, aws
 
@@ -195,6 +195,7 @@ async def run_bulkops(
             rec.extra["journal"] = timed.summary(header.chunks)
             rec.extra["rate_final"] = engine.scope.rate
             rec.extra["rate_cuts"] = engine.scope.cuts
+            rec.extra["concurrency_final"] = engine.flight.limit
         tg.cancel_scope.cancel()
     rec.extra["journal_path"] = str(checkpoint)
     rec.extra["bulkops"] = {

@@ -51,7 +51,8 @@ class ClientSpec:
     manifest: str
     workdir: str
     operation: str = "set-status"  # or "copy" (main → destination)
-    concurrency: int = 16
+    concurrency: int = 16  # the baselines' semaphore
+    bulkops_concurrency: int | None = None  # bulkops' --concurrency; None: auto, its default
     deadline: float | None = None  # seconds after READY when intake stops
     rate: float | None = None  # bulkops' write ceiling; None: EngineSettings' default
     copy_rate: float | None = None

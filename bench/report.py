@@ -185,6 +185,23 @@ def emulator_rows(data: dict[str, Any]) -> Iterator[Row]:
         yield Row("emulator", f"{client} client", measured, "≫ the rates above", None)
 
 
+def latency_rows(data: dict[str, Any]) -> Iterator[Row]:
+    targets = {"25-75 ms": (0.99, 0.0), "400-800 ms": (0.95, 0.03)}  # issue 15's done-when
+    for band in data["bands"]:
+        for label, f in band["runs"].items():
+            measured = (
+                f"{_pct(f['steady_share'])} steady ({_pct(f['quota_share'])} overall), "
+                f"{_pct(f['throttled_share'])} throttled, {f['seconds']:.1f} s, "
+                f"concurrency {f['concurrency_final']}"
+            )
+            target, met = "baseline", None
+            if label == "auto" and band["band"] in targets:
+                use, thr = targets[band["band"]]
+                target = f"≥{use:.0%} used steady, ≤{thr:.0%} throttled"
+                met = f["steady_share"] >= use and f["throttled_share"] <= thr
+            yield Row(f"latency {band['band']}", label, measured, target, met)
+
+
 ROWS = {
     "quota_use": quota_rows,
     "shared_quota": shared_rows,
@@ -192,6 +209,7 @@ ROWS = {
     "journal": journal_rows,
     "memory": memory_rows,
     "emulator": emulator_rows,
+    "latency": latency_rows,
 }
 
 

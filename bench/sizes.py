@@ -40,6 +40,11 @@ class Sizes:
     overhead_repeats: int
     # 6. emulator throughput (bench/emulator_throughput.py arguments)
     throughput_args: tuple[str, ...] = field(default=())
+    # 7. latency: a job of this many calls at this write quota, per latency band
+    # (name, mean ms, jitter): auto and fixed 16 concurrency side by side
+    latency_bands: tuple[tuple[str, float, float], ...] = field(default=())
+    latency_calls: int = 1200
+    latency_rate: float = 100.0
 
     @property
     def scale_versions_per_package(self) -> int:
@@ -66,6 +71,12 @@ FULL = Sizes(
     memory_packages=(1000, 10_000),
     overhead_repeats=2,
     throughput_args=("--duration", "10"),
+    latency_bands=(
+        ("25-75 ms", 50, 0.5),
+        ("200-400 ms", 300, 1 / 3),
+        ("400-800 ms", 600, 1 / 3),
+        ("1000-2000 ms", 1500, 1 / 3),
+    ),
 )
 
 SMOKE = Sizes(
@@ -87,4 +98,7 @@ SMOKE = Sizes(
     memory_packages=(15, 30),
     overhead_repeats=1,
     throughput_args=("--duration", "1", "--generate", "20x100", "--connections", "8"),
+    latency_bands=(("20-60 ms", 40, 0.5),),
+    latency_calls=60,
+    latency_rate=100,
 )

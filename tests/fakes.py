@@ -25,6 +25,7 @@ class FakeRegistry:
     script: list[Step] = field(default_factory=list)
     fault: Callable[[int], Step] | None = None
     delay: float = 0.0
+    load_delay: Callable[[int], float] | None = None  # delay from the calls in flight (load)
     calls: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -49,6 +50,8 @@ class FakeRegistry:
         try:
             if self.delay:
                 await anyio.sleep(self.delay)
+            if self.load_delay is not None:
+                await anyio.sleep(self.load_delay(self.in_flight))
             if isinstance(step, Exception):
                 raise step
             skip = (

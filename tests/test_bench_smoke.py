@@ -50,6 +50,7 @@ def test_every_benchmark_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         "journal",
         "memory",
         "emulator",
+        "latency",
     }
 
     for level in scenarios["quota_use"]["levels"]:
@@ -81,6 +82,12 @@ def test_every_benchmark_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
     assert len(memory) == 2 and all(s["peak_rss_mb"] > 0 for s in memory)
 
     assert all(r["calls_per_s"] for r in scenarios["emulator"].values())
+
+    for band in scenarios["latency"]["bands"]:
+        assert set(band["runs"]) == {"auto", "fixed 16"}
+        for run in band["runs"].values():
+            assert run["chunks_lost"] == 0
+            assert run["chunks_done"] == run["chunks_total"] > 0
 
     if "charts" in results["meta"]:
         for chart in results["meta"]["charts"]:

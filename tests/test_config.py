@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bulkops.cli.config import default_map, load_job_file
-from bulkops.emulator import QuotaConfig
+from bulkops.emulator import FaultConfig, QuotaConfig
 from bulkops.emulator.threaded import emulator_thread
 from bulkops.errors import UsageError
 
@@ -106,3 +106,38 @@ def test_flags_beat_environment_which_beats_the_file_which_beats_defaults(tmp_pa
     assert plan(with_flag).startswith("33 calls/s")
     default = bulkops("delete", "--domain", "acme", "--repository", "main", "--manifest", manifest)
     assert plan(default).startswith("100 calls/s")
+
+
+def test_concurrency_is_auto_or_a_whole_number_and_a_bad_one_exits_2(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("format,namespace,package,version\nnpm,,a,1.0.0\n")
+    base = ("delete", "--domain", "acme", "--repository", "main", "--manifest", manifest)
+    for bad in ("0", "fast", "2.5", "-3"):
+        run = bulkops(*base, "--concurrency", bad)
+        assert run.returncode == 2, run.stderr
+        assert "neither auto nor a whole number from 1 to 1024" in run.stderr
+    assert bulkops(*base, "--concurrency", "AUTO").returncode == 0
+    job = tmp_path / "job.toml"
+    job.write_text('operation = "delete"\n[run]\nconcurrency = "fast"\n')
+    run = bulkops(*base, "--config", job)
+    assert run.returncode == 2 and "run.concurrency" in run.stderr
+
+
+def test_a_dry_run_says_when_a_pinned_concurrency_limits_it_at_the_measured_latency(
+    tmp_path: Path,
+) -> None:
+    far = FaultConfig(latency_ms=200, include_reads=True)  # DescribeRepository too
+    with emulator_thread(quotas=QuotaConfig.off(), faults=far) as emu:
+        manifest = tmp_path / "m.csv"
+        rows = "".join(f"npm,,p{i},1.0.0\n" for i in range(100))
+        manifest.write_text("format,namespace,package,version\n" + rows)
+        base = ("delete", "--domain", "acme", "--repository", "main", "--manifest", manifest)
+        env = {"AWS_ENDPOINT_URL_CODEARTIFACT": emu.endpoint_url}
+        pinned = bulkops(*base, "--concurrency", "2", env=env)
+        assert pinned.returncode == 0, pinned.stderr
+        assert "100 calls, about 1s at 100 calls/s" in pinned.stdout
+        # 2 in flight at ≥200 ms carry ≤10 calls/s: 100 calls take ≥10 s
+        assert ": limited by concurrency 2 at 2" in pinned.stdout
+        assert "calls/s of 100, about 1" in pinned.stdout
+        auto = bulkops(*base, env=env)  # auto's 256 carry the rate at that latency
+        assert auto.returncode == 0 and "limited by" not in auto.stdout

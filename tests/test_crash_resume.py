@@ -159,3 +159,39 @@ async def test_status_updates_whose_answers_were_lost_end_done_and_exit_0(tmp_pa
         assert applied  # the lost answers' changes were found in place
         assert all(not line["failedVersions"] for line in lines)
         assert sum(len(line["successfulVersions"]) for line in lines) == len(published)
+
+
+async def test_sigterm_at_high_latency_drains_within_the_grace_period_and_resumes_once(
+    tmp_path: Path,
+) -> None:
+    far = FaultConfig(latency_ms=600, jitter=1 / 3)  # 400-800 ms per call
+    quotas = QuotaConfig.from_dict({"write": 100})
+    async with run_emulator(generate=(20, 50), quotas=quotas, faults=far) as emu:
+        before = emu.versions("main")
+        chosen = sorted(k for k, v in before.items() if v.status != "Disposed")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(chosen))
+        cp = tmp_path / "cp.journal"
+        args = ["set-status", "--domain", "acme", "--repository", "main", "--manifest"]
+        args += [str(manifest), "--target-status", "Unlisted", "--chunk-size", "5"]
+        args += ["--checkpoint", str(cp), "--execute", "--grace-period", "3", "--progress", "off"]
+        proc = await anyio.open_process([sys.executable, "-m", "bulkops", *args], env=cli_env(emu))
+        async with proc:
+            with anyio.fail_after(30):
+                while emu.counters()["in_flight"] <= 16:  # auto has gone past the old fixed 16
+                    await anyio.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            with anyio.fail_after(3 + 2):  # the grace period, and the exit itself
+                code = await proc.wait()
+        assert code == 75
+        assert b'"kind":"run_ended"' in cp.read_bytes().splitlines()[-1]
+        run = await bulkops(emu, "resume", cp, "--progress", "off")
+        assert run.code == 0, run.stderr
+        after = emu.versions("main")
+        assert all(after[k].status == "Unlisted" for k in chosen)
+        report = await bulkops(emu, "report", cp, "--format", "jsonl")
+        seen = [
+            (line["package"], line["namespace"], v)
+            for line in report_lines(report.stdout)
+            for v in line["successfulVersions"]
+        ]
+        assert sorted(seen) == sorted((r.package, r.namespace, v) for r, v in chosen)  # once each

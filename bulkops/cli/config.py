@@ -7,7 +7,7 @@ Precedence is click's own: command-line flags > `BULKOPS_*` environment variable
     domain = "acme"
     repository = "main"
     manifest = "old-versions.csv"  # relative paths are relative to this file
-    [run]   concurrency, rate, copy_rate, grace_period, call_timeout, max_attempts, ...
+    [run]   concurrency ("auto" or N), max_concurrency, rate, copy_rate, grace_period, ...
     [log]   format, level, progress_interval
     [aws]   region, profile, endpoint_url
 """
@@ -15,7 +15,7 @@ Precedence is click's own: command-line flags > `BULKOPS_*` environment variable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,7 +36,8 @@ class _Table(BaseModel):
 class RunSection(_Table):
     """How a run behaves (rates, concurrency, retries, stopping)."""
 
-    concurrency: int | None = Field(None, ge=1, le=256)
+    concurrency: Literal["auto"] | Annotated[int, Field(ge=1, le=1024)] | None = None
+    max_concurrency: int | None = Field(None, ge=1, le=1024)
     rate: float | None = Field(None, gt=0)
     copy_rate: float | None = Field(None, gt=0)
     chunk_size: int | None = Field(None, ge=1, le=100)

@@ -10,6 +10,7 @@ import click
 
 from bulkops import log as logsetup
 from bulkops.aws.session import AwsSettings
+from bulkops.cli.concurrency import concurrency_options
 from bulkops.cli.config import default_map, load_job_file
 from bulkops.cli.exits import fail
 from bulkops.engine.engine import EngineSettings
@@ -142,14 +143,7 @@ def job_options(manifest_help: str = VERSIONS_MANIFEST) -> list[Decorator]:
 def run_options() -> list[Decorator]:
     """How a run behaves; a resume may change every one of them."""
     return [
-        click.option(
-            "--concurrency",
-            type=click.IntRange(1, 256),
-            default=_ENGINE.concurrency,
-            show_default=True,
-            envvar=_env("concurrency"),
-            help="Calls in flight at once.",
-        ),
+        *concurrency_options(_ENGINE.max_concurrency),
         click.option(
             "--rate",
             type=click.FloatRange(min=0.1),
@@ -279,7 +273,8 @@ def setup_logs(kw: dict[str, Any]) -> None:
 def engine_settings(kw: dict[str, Any]) -> EngineSettings:
     """The engine's settings from a command's run options."""
     return EngineSettings(
-        concurrency=kw["concurrency"],
+        concurrency=None if kw["concurrency"] == "auto" else kw["concurrency"],
+        max_concurrency=kw["max_concurrency"],
         rate=kw["rate"],
         copy_rate=kw["copy_rate"],
         call_timeout=kw["call_timeout"],
@@ -294,6 +289,6 @@ def aws_settings(kw: dict[str, Any]) -> AwsSettings:
         region=kw["region"],
         profile=kw["profile"],
         endpoint_url=kw["endpoint_url"],
-        max_pool_connections=kw["concurrency"] + 8,
+        max_pool_connections=engine_settings(kw).most_in_flight + 8,
         read_timeout=kw["call_timeout"],
     )

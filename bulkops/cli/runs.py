@@ -18,7 +18,7 @@ from bulkops.jobs.guarded import check_job_caps, rails_from, run_new_guarded
 from bulkops.jobs.start import check_target, default_checkpoint, header_for, prepare, run_resume
 from bulkops.jobs.supervisor import Start, supervise
 from bulkops.journal.journal import JournalHeader, LocalFileStore, read_header
-from bulkops.manifest.estimate import estimate
+from bulkops.manifest.estimate import Estimate, estimate
 from bulkops.manifest.scan import ManifestSummary, file_sha256
 from bulkops.model import JobSpec, Operation
 
@@ -82,14 +82,22 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             else:
                 _print_plan(prepared.summary, spec, kw)
             check_job_caps(rails_from(kw), spec, prepared.summary)
-            anyio.run(check_target, aws_settings(kw), spec, backend="asyncio")
+            latency = anyio.run(check_target, aws_settings(kw), spec, backend="asyncio")
         except NothingToDo as exc:
             nothing_to_do(exc, kw)
         except BulkopsError as exc:
             fail(str(exc), exc.exit_code)
     if kw.get("output") == "json":
-        print_json({**plan_document(prepared.summary, spec, _rate(spec, kw)), "sent": False})
+        document = plan_document(prepared.summary, spec, kw, latency)
+        print_json({**document, "sent": False})
     else:
+        est = _estimate(prepared.summary, spec, kw, latency)
+        if est.limited is not None:  # the plan line's time assumed the full rate
+            click.echo(
+                f"The repository answered in {1000 * latency:.0f} ms: {est.limited}, "
+                f"{_took(est.seconds)} (--concurrency {kw['concurrency']}, "
+                f"--max-concurrency {kw['max_concurrency']})."
+            )
         where = spec.repository
         if spec.destination_repository is not None:
             where += f" and {spec.domain}/{spec.destination_repository}"
@@ -179,9 +187,20 @@ def _rate(spec: JobSpec, kw: dict[str, Any]) -> float:
     return float(kw["copy_rate"] if spec.operation is Operation.COPY else kw["rate"])
 
 
-def plan_document(summary: ManifestSummary, spec: JobSpec, rate: float) -> dict[str, Any]:
+def _estimate(
+    summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any], latency: float | None
+) -> Estimate:
+    """At the rate; with a latency, at what the concurrency (pinned, or auto's max) carries."""
+    concurrency = kw.get("concurrency", "auto")
+    most = kw["max_concurrency"] if concurrency == "auto" else concurrency
+    return estimate(summary, rate=_rate(spec, kw), concurrency=most, latency=latency)
+
+
+def plan_document(
+    summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any], latency: float | None
+) -> dict[str, Any]:
     """A dry run's estimate, as `--output json` prints it."""
-    est = estimate(summary, rate=rate)
+    est = _estimate(summary, spec, kw, latency)
     return {
         "operation": spec.operation.value,
         "domain": spec.domain,
@@ -193,6 +212,8 @@ def plan_document(summary: ManifestSummary, spec: JobSpec, rate: float) -> dict[
         "calls": est.calls,
         "rate": est.rate,
         "seconds": round(est.seconds, 3),
+        "latency_ms": None if latency is None else round(1000 * latency, 1),
+        "limited_by_concurrency": est.limited,
         "duplicates": summary.duplicates,
     }
 

@@ -29,6 +29,7 @@ import anyio.lowlevel
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from bulkops.engine.concurrency import ConcurrencyTuning, Controller
 from bulkops.engine.limits import AdaptiveRate, RateTuning, RetryPolicy
 from bulkops.engine.retry import Abandoned, CallRunner, GaveUp
 from bulkops.engine.verdicts import Verdicts
@@ -55,7 +56,8 @@ class OutcomeWriter(Protocol):
 class EngineSettings:
     """Knobs of one run; defaults live here and nowhere else."""
 
-    concurrency: int = 16
+    concurrency: int | None = None  # calls in flight; None: found by the engine (auto)
+    max_concurrency: int = 256  # the most calls in flight auto may reach (README: why 256)
     rate: float = 100.0  # write calls per second (Delete, Dispose, UpdateStatus, DeletePackage)
     copy_rate: float = 5.0  # CopyPackageVersions calls per second
     read_rate: float = 50.0  # DescribePackageVersion calls per second (copy, status checks)
@@ -66,7 +68,13 @@ class EngineSettings:
     commit_window: float = 0.01
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tuning: RateTuning = field(default_factory=RateTuning)
+    flight: ConcurrencyTuning = field(default_factory=ConcurrencyTuning)
     seed: int | None = None  # jitter; fixed in tests for repeatable runs
+
+    @property
+    def most_in_flight(self) -> int:
+        """Workers, and the connections and stream room they need: the pinned or the max."""
+        return max(1, self.concurrency or self.max_concurrency)
 
 
 @dataclass(slots=True)
@@ -85,6 +93,7 @@ class Stats:
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     started: float = 0.0
+    flight: Controller | None = None  # the concurrency limit and the latency it follows
 
     @property
     def versions_done(self) -> int:
@@ -176,6 +185,10 @@ class Engine:
             on_call=self._count_call,
             on_retry=self._count_retry,
         )
+        self.stats.flight = self.flight = Controller(
+            lambda: self.scope.rate, maximum=settings.most_in_flight,
+            pinned=settings.concurrency is not None, tuning=settings.flight,
+        )  # fmt: skip
         self.verdicts = Verdicts(spec, registry, self.calls, self.read_scope)
         # answers that depend on whether an earlier call acted: marks make that exact
         self._marks = spec.operation in (Operation.DELETE, Operation.DISPOSE) or (
@@ -194,7 +207,7 @@ class Engine:
         self.stats.started = anyio.current_time()
         self._urgent = anyio.Event()
         self._draining = False
-        n = max(1, self.settings.concurrency)
+        n = self.settings.most_in_flight
         work_send, work_recv = anyio.create_memory_object_stream[WorkItem](n)
         out_send, out_recv = anyio.create_memory_object_stream[_Out](4 * n)
         failure: Exception | None = None
@@ -292,6 +305,7 @@ class Engine:
                     partial(self._send, chunk, on_wire),
                     transient,
                     before_send=first_send,
+                    gate=self.flight.gate,
                 )
             except Abandoned:
                 return
@@ -335,7 +349,7 @@ class Engine:
 
     async def _send(self, chunk: Chunk, on_wire: list[bool]) -> CallResult:
         on_wire[0] = True
-        return await self.registry.run_chunk(self.spec, chunk)
+        return await self.flight.timed(self.registry.run_chunk(self.spec, chunk))
 
     async def _record_cancelled(self, chunk: Chunk, attempt: int) -> None:
         """Journal a chunk whose call was cancelled on the wire: pending, and it may have

@@ -16,6 +16,7 @@ from typing import TypeVar
 import anyio
 import structlog
 
+from bulkops.engine.concurrency import Gate
 from bulkops.engine.limits import AdaptiveRate, RetryPolicy
 from bulkops.errors import CallFailed, Conflict, Throttled
 
@@ -92,6 +93,7 @@ class CallRunner:
         fn: Callable[[], Awaitable[T]],
         on_transient: Callable[[], None] = lambda: None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        gate: Gate | None = None,
     ) -> T:
         """`fn()` under `scope`'s pace, retried as the policy allows.
 
@@ -99,6 +101,8 @@ class CallRunner:
         may have acted before its answer was lost. `before_send` runs once, after the
         first rate slot is won and right before the first send: once it has run, the
         call goes out whatever comes (a stop then waits for it like any call in flight).
+        `gate`, when given, is held from before the rate slot until the answer: the calls
+        in flight follow its limit, and backoff sleeps hold no slot of it.
         """
         policy = self.policy
         deadline = anyio.current_time() + policy.budget
@@ -106,14 +110,16 @@ class CallRunner:
         while True:
             if self._stopping():
                 raise Abandoned
-            # a slot that is due is taken at once; only a real wait can be cut short
-            if not await scope.acquire_if_due() and not await self.wait(scope.acquire):
+            if gate is not None and not gate.try_acquire() and not await self.wait(gate.acquire):
                 raise Abandoned
-            if before_send is not None:
-                await before_send()
-                before_send = None
-            self._on_call()
             try:
+                # a slot that is due is taken at once; only a real wait can be cut short
+                if not await scope.acquire_if_due() and not await self.wait(scope.acquire):
+                    raise Abandoned
+                if before_send is not None:
+                    await before_send()
+                    before_send = None
+                self._on_call()
                 with anyio.fail_after(self.call_timeout):
                     result = await fn()
             except TimeoutError as exc:
@@ -124,6 +130,9 @@ class CallRunner:
             else:
                 scope.on_success()
                 return result
+            finally:
+                if gate is not None:
+                    gate.release()
             if isinstance(failure, Throttled):
                 scope.on_throttle()
                 delay = max(failure.retry_after or 0.0, policy.delay(1, self._rng))

@@ -196,7 +196,7 @@ async def _run_step(
         region="us-east-1",
         endpoint_url=emu.endpoint_url,
         static_credentials=("demo", "demo"),  # the emulator checks no signature
-        max_pool_connections=settings.concurrency + 8,
+        max_pool_connections=settings.most_in_flight + 8,
     )
     stop, stats = StopSignal(), Stats()
     structlog.contextvars.bind_contextvars(
@@ -265,7 +265,7 @@ async def run_demo(
         if faults
         else FaultConfig()
     )
-    settings = EngineSettings(concurrency=16, rate=100.0, copy_rate=5.0, seed=seed)
+    settings = EngineSettings(rate=100.0, copy_rate=5.0, seed=seed)
     click.echo(f"Generating {packages} packages × {versions} versions in an embedded emulator…")
     click.echo(fault_words(fault_config))
     click.echo(

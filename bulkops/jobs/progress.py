@@ -1,4 +1,8 @@
-"""Progress of a run: a live bar on a terminal, a `progress` log event every N seconds elsewhere."""
+"""Progress of a run: a live bar on a terminal, a `progress` log event every N seconds elsewhere.
+
+Both show the calls in flight allowed and the latency per call; when concurrency, not
+the rate, is what holds the run back, they say so once (a `concurrency_limited` event).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,9 @@ class Snapshot:
     retries: int
     errors: dict[str, int]
     eta_s: float | None
+    concurrency: int | None = None  # the limit of calls in flight
+    latency_ms: float | None = None  # mean per call over the latest answers
+    limited: str | None = None  # "limited by concurrency 16 at 610 ms per call: 26 calls/s of 100"
 
     def to_log(self) -> dict[str, object]:
         return {
@@ -40,6 +47,8 @@ class Snapshot:
             "retries": self.retries,
             "errors": self.errors,
             "eta_s": None if self.eta_s is None else round(self.eta_s),
+            "concurrency": self.concurrency,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms),
         }
 
 
@@ -64,6 +73,7 @@ class Meter:
         done_per_s = (s.versions_done - done0) / elapsed if elapsed > 0 else 0.0
         remaining = max(s.versions_total - s.versions_done, 0)
         eta = remaining / done_per_s if done_per_s > 0 else None
+        flight = s.flight
         return Snapshot(
             done=s.versions_done,
             total=s.versions_total,
@@ -72,7 +82,23 @@ class Meter:
             retries=s.retries,
             errors=dict(s.errors),
             eta_s=eta,
+            concurrency=flight.limit if flight else None,
+            latency_ms=1000 * flight.latency if flight and flight.answers else None,
+            limited=flight.limited if flight else None,
         )
+
+
+class Once:
+    """Says the run is limited by concurrency the first time a snapshot shows it."""
+
+    def __init__(self) -> None:
+        self.said = False
+
+    def __call__(self, snap: Snapshot) -> None:
+        if self.said or snap.limited is None:
+            return
+        self.said = True
+        log.info("concurrency_limited", message=snap.limited, concurrency=snap.concurrency)
 
 
 def choose_mode(mode: ProgressMode) -> Literal["bar", "log", "off"]:
@@ -86,12 +112,15 @@ async def show_progress(stats: Stats, mode: ProgressMode, interval: float) -> No
     """Report progress until cancelled; the caller cancels it when the run ends."""
     chosen = choose_mode(mode)
     meter = Meter(stats)
+    once = Once()
     if chosen == "off":
         return
     if chosen == "log":
         while True:
             await anyio.sleep(interval)
-            log.info("progress", **meter.snapshot().to_log())
+            snap = meter.snapshot()
+            log.info("progress", **snap.to_log())
+            once(snap)
     console = Console(file=sys.stderr)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -112,7 +141,9 @@ async def show_progress(stats: Stats, mode: ProgressMode, interval: float) -> No
     with bar:
         try:
             while True:
-                bar.update(task, **bar_fields(meter.snapshot()))
+                snap = meter.snapshot()
+                bar.update(task, **bar_fields(snap))
+                once(snap)
                 await anyio.sleep(0.25)
         finally:
             bar.update(task, **bar_fields(meter.snapshot()))  # the last frame shows the end
@@ -126,5 +157,12 @@ def bar_fields(snap: Snapshot) -> dict[str, Any]:
         "total": snap.total or None,
         "count": f"{snap.done:,}/{snap.total:,}",
         "rate": f"{snap.calls_per_s:.1f} calls/s",
-        "detail": f"throttled={snap.throttled} retries={snap.retries} {errors}".strip(),
+        "detail": f"{_flight(snap)}throttled={snap.throttled} retries={snap.retries} "
+        f"{errors}".strip(),
     }
+
+
+def _flight(snap: Snapshot) -> str:
+    if snap.concurrency is None or snap.latency_ms is None:
+        return ""
+    return f"in flight ≤{snap.concurrency} at {snap.latency_ms:.0f} ms "

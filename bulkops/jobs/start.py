@@ -173,10 +173,14 @@ async def check_repositories(
             ) from exc.last
 
 
-async def check_target(aws: AwsSettings, spec: JobSpec) -> None:
-    """The dry run's check: a client as a run would make it, then `check_repositories`."""
+async def check_target(aws: AwsSettings, spec: JobSpec) -> float:
+    """The dry run's check: a client as a run would make it, then `check_repositories`;
+    the seconds per check call, connection set-up included (the estimate's latency)."""
     async with open_codeartifact(aws, inputs_checked=True) as registry:
+        started = anyio.current_time()
         await check_repositories(registry, spec)
+        calls = 1 + (spec.destination_repository is not None)
+        return (anyio.current_time() - started) / calls
 
 
 def header_for(prepared: Prepared) -> JournalHeader:
@@ -400,7 +404,8 @@ def collector_for_runs() -> Iterator[None]:
 def run_knobs(settings: EngineSettings) -> dict[str, object]:
     """The `run_started` event's data: the knobs this run used."""
     return {
-        "concurrency": settings.concurrency,
+        "concurrency": settings.concurrency or "auto",
+        "maxConcurrency": settings.most_in_flight,
         "rate": settings.rate,
         "copyRate": settings.copy_rate,
     }
@@ -418,4 +423,6 @@ def run_ending(result: RunResult) -> dict[str, object]:
         "chunksGivenUp": s.chunks_given_up,
         "calls": s.calls,
         "throttled": s.throttled,
+        "concurrency": s.flight.limit if s.flight else None,
+        "latencyMs": round(1000 * s.flight.latency, 1) if s.flight else None,
     }

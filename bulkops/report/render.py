@@ -20,7 +20,14 @@ from rich.table import Table
 from bulkops.journal.records import JournalHeader, iter_records
 from bulkops.journal.store import JournalStore
 from bulkops.model import Operation
-from bulkops.report.merge import DONE_OUTCOMES, FAILED, PackageReport, Totals, last_records, merge
+from bulkops.report.merge import (
+    DONE_OUTCOMES,
+    FAILED,
+    PackageReport,
+    Totals,
+    last_records,
+    merge,
+)
 
 ReportFormat: TypeAlias = Literal["table", "json", "jsonl", "csv"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "jsonl", "csv")
