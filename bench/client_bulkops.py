@@ -19,6 +19,7 @@ from bulkops import log as logsetup
 from bulkops.aws.session import AwsSettings, open_codeartifact
 from bulkops.engine.engine import Engine, EngineSettings, Stats, StopSignal
 from bulkops.errors import CallFailed, Throttled
+from bulkops.jobs.job import Job
 from bulkops.jobs.start import header_for, prepare, run_new, run_resume, work_items
 from bulkops.journal.journal import Journal, LocalFileStore, create_journal, recover
 from bulkops.model import (
@@ -139,7 +140,7 @@ async def resume_bulkops(
     rec.ready(announce)
     stats = Stats()
     started = time.perf_counter()
-    await run_resume(checkpoint, settings, aws, StopSignal(), stats)
+    await run_resume(Job(state.header.spec, checkpoint, settings, aws), StopSignal(), stats)
     rec.extra["resume_s"] = time.perf_counter() - started
     rec.extra["calls"] = stats.calls
     total = state.header.chunks
@@ -173,7 +174,7 @@ async def run_bulkops(
             if spec.deadline:
                 tg.start_soon(_stop_after, stop, spec.deadline)
             header = header_for(prepared)
-            await run_new(prepared, header, checkpoint, settings, aws, stop, stats)
+            await run_new(Job(job, checkpoint, settings, aws), header, stop, stats)
         else:
             header = header_for(prepared)
             stats.versions_total, stats.chunks_total = header.versions, header.chunks

@@ -255,6 +255,7 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
     from bulkops.emulator.threaded import emulator_thread
     from bulkops.engine.engine import EngineSettings
     from bulkops.errors import JournalFull
+    from bulkops.jobs.job import Job
     from bulkops.jobs.start import header_for, prepare, run_new, run_resume
     from bulkops.jobs.supervisor import supervise
     from bulkops.journal import store as journal_store
@@ -271,6 +272,7 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
         header = header_for(prepared)
         aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
         settings = EngineSettings(concurrency=2, rate=1000, seed=1, commit_window=0)
+        job = Job(header.spec, cp, settings, aws)
         fsyncs = {"n": 0, "after_full": 0}
         real = journal_store.os.fsync
 
@@ -283,12 +285,12 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
 
         monkeypatch.setattr(journal_store.os, "fsync", fsync)
         with pytest.raises(JournalFull, match="no space left on the journal's file system") as e:
-            supervise(lambda stop, stats: run_new(prepared, header, cp, settings, aws, stop, stats))
+            supervise(lambda stop, stats: run_new(job, header, stop, stats))
         assert e.value.exit_code == 75
         assert f"bulkops resume {cp}" in str(e.value)
         assert fsyncs["after_full"] == 1  # the failed fsync is never retried on the file
         monkeypatch.setattr(journal_store.os, "fsync", real)
-        result = supervise(lambda stop, stats: run_resume(cp, settings, aws, stop, stats))
+        result = supervise(lambda stop, stats: run_resume(job, stop, stats))
         assert result.fatal is None and result.stopped is None
         after = emu.versions("main")
         assert {after[k].status for k in keys} == {"Archived"}

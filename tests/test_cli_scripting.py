@@ -316,7 +316,7 @@ async def test_the_demo_prints_its_faults_and_commands_that_replay_it(tmp_path: 
 
 def test_the_demo_says_which_faults_it_injects() -> None:
     from bulkops.emulator import FaultConfig
-    from bulkops.jobs.demo import fault_words
+    from bulkops.jobs.demo_steps import fault_words
 
     words = fault_words(FaultConfig(latency_ms=20, jitter=0.5, error_rate=0.01, skip_rate=0.002))
     assert words.startswith("Faults injected, as a real service has them: 20 ms latency (±50%)")

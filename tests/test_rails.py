@@ -12,6 +12,7 @@ from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
 from bulkops.engine.engine import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import Refused
 from bulkops.jobs.guarded import run_guarded
+from bulkops.jobs.job import Job
 from bulkops.jobs.rails import Breaker, Rails, canary_verdict, check_caps
 from bulkops.jobs.start import header_for, prepare, work_items
 from bulkops.journal.journal import LocalFileStore, iter_records
@@ -44,9 +45,8 @@ async def run(
     settings = EngineSettings(concurrency=concurrency, rate=1000, seed=1)
     aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
     items = work_items(header, checkpoint, None, stats)
-    return await run_guarded(
-        header, items, checkpoint, settings, aws, StopSignal(), stats, rails, prepared.summary
-    )
+    run = Job(job, checkpoint, settings, aws, rails)
+    return await run_guarded(run, header, items, StopSignal(), stats, prepared.summary)
 
 
 def tripped_events(journal: Path) -> list[tuple[str, str]]:

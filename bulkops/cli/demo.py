@@ -64,6 +64,7 @@ def demo_cmd(**kw: Any) -> None:
             workdir=kw["workdir"] or default_workdir(),
             progress=kw["progress"],
             progress_interval=kw["progress_interval"],
+            out=sys.stdout,
         ),
         backend="asyncio",
     )

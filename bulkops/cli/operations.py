@@ -7,19 +7,17 @@ from typing import Any
 import click
 
 from bulkops.cli.exits import fail
+from bulkops.cli.job import rail_options
 from bulkops.cli.options import (
     PACKAGES_MANIFEST,
-    aws_settings,
-    engine_settings,
     job_options,
     run_options,
     setup_logs,
     with_options,
 )
 from bulkops.cli.runs import start_job
+from bulkops.cli.safe_delete import run_safe_delete, safe_delete_option
 from bulkops.errors import EXIT_USAGE
-from bulkops.jobs.guarded import rail_options
-from bulkops.jobs.safe_delete import run_safe_delete, safe_delete_option
 from bulkops.model import STATUSES, TARGET_STATUSES, JobSpec, Operation
 
 _shared_options = with_options(*job_options(), *rail_options(), *run_options())
@@ -69,7 +67,7 @@ def delete_cmd(**kw: Any) -> None:
     """Delete package versions (DeletePackageVersions): assets and metadata go for good."""
     if kw["safe_delete"]:
         setup_logs(kw)
-        run_safe_delete(kw, engine_settings(kw), aws_settings(kw))
+        run_safe_delete(kw, JobSpec(Operation.DELETE, **_in_repository(kw)))
     start_job(kw, JobSpec(Operation.DELETE, **_in_repository(kw)))
 
 

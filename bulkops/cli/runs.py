@@ -12,9 +12,11 @@ import click
 import structlog
 
 from bulkops.cli.exits import fail, finish, notify, plural, print_json
-from bulkops.cli.options import aws_settings, engine_settings, setup_logs
+from bulkops.cli.job import job_from, rails_from
+from bulkops.cli.options import aws_settings, setup_logs
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
-from bulkops.jobs.guarded import check_job_caps, rails_from, run_new_guarded
+from bulkops.jobs.guarded import check_job_caps, run_new_guarded
+from bulkops.jobs.job import Job
 from bulkops.jobs.start import check_target, default_checkpoint, header_for, prepare, run_resume
 from bulkops.jobs.supervisor import Start, supervise
 from bulkops.journal.journal import JournalHeader, LocalFileStore, read_header
@@ -58,15 +60,10 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     except BulkopsError as exc:
         prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
         fail(str(exc), exc.exit_code)
-    settings, aws = engine_settings(kw), aws_settings(kw)
+    job = job_from(kw, spec, checkpoint)
     header = header_for(prepared)
     _run_job(
-        checkpoint,
-        header,
-        kw,
-        lambda stop, stats: run_new_guarded(
-            prepared, header, checkpoint, settings, aws, stop, stats, rails_from(kw)
-        ),
+        job, header, kw, lambda stop, stats: run_new_guarded(job, prepared, header, stop, stats)
     )
 
 
@@ -174,13 +171,8 @@ def checkpoint_header(checkpoint: Path) -> JournalHeader:
 
 def resume(checkpoint: Path, header: JournalHeader, kw: dict[str, Any]) -> NoReturn:
     """Run what the checkpoint's job has not yet done, under this run's options."""
-    settings, aws = engine_settings(kw), aws_settings(kw)
-    _run_job(
-        checkpoint,
-        header,
-        kw,
-        lambda stop, stats: run_resume(checkpoint, settings, aws, stop, stats),
-    )
+    job = job_from(kw, header.spec, checkpoint, rails=False)
+    _run_job(job, header, kw, lambda stop, stats: run_resume(job, stop, stats))
 
 
 def _rate(spec: JobSpec, kw: dict[str, Any]) -> float:
@@ -254,22 +246,12 @@ def _warn_duplicates(summary: ManifestSummary) -> None:
         )
 
 
-def _run_job(
-    checkpoint: Path,
-    header: JournalHeader,
-    kw: dict[str, Any],
-    start: Start,
-) -> NoReturn:
+def _run_job(job: Job, header: JournalHeader, kw: dict[str, Any], start: Start) -> NoReturn:
     structlog.contextvars.bind_contextvars(
         job_id=header.job_id, operation=header.spec.operation.value
     )
     try:
-        result = supervise(
-            start,
-            max_duration=kw.get("max_duration"),
-            progress=kw["progress"],
-            progress_interval=kw["progress_interval"],
-        )
+        result = supervise(start, job.supervision)
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
-    sys.exit(finish(checkpoint, result, kw.get("output") or "text"))
+    sys.exit(finish(job.checkpoint, result, kw.get("output") or "text"))

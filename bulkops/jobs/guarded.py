@@ -17,23 +17,20 @@ has decided.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import click
 import structlog
 
-from bulkops.aws.session import AwsSettings
 from bulkops.engine.engine import (
     Engine,
-    EngineSettings,
     RunResult,
     Stats,
     StopSignal,
     WorkItem,
 )
+from bulkops.jobs.job import Job
 from bulkops.jobs.rails import (
     Breaker,
     Rails,
@@ -145,23 +142,20 @@ class _Watched:
 
 
 async def run_guarded(
+    job: Job,
     header: JournalHeader,
     items: Iterator[WorkItem],
-    checkpoint: Path,
-    settings: EngineSettings,
-    aws: AwsSettings,
     stop: StopSignal,
     stats: Stats,
-    rails: Rails,
     summary: ManifestSummary,
     discovery: DiscoverySettings | None = None,
 ) -> RunResult:
-    """Create the journal and run a new job behind `rails` (see the module docstring).
+    """Create the journal and run a new job behind `job.rails` (see the module docstring).
 
-    `items` is `job.work_items(header, checkpoint, None, stats)`; caps are checked before
+    `items` is `work_items(header, job.checkpoint, None, stats)`; caps are checked before
     any call, keep-min before the journal exists, so a refusal leaves nothing behind.
     """
-    spec = header.spec
+    spec, rails, settings, checkpoint = header.spec, job.rails, job.settings, job.checkpoint
     stats.versions_total, stats.chunks_total = header.versions, header.chunks
     check_job_caps(rails, spec, summary)  # needs no call: before even the repository check
 
@@ -169,7 +163,7 @@ async def run_guarded(
         await check_job_keep_min(catalog, header, checkpoint, rails.keep_min, discovery)
 
     async with (
-        new_journal(checkpoint, header, aws, preflight) as (registry, journal),
+        new_journal(job, header, preflight) as (registry, journal),
         journaled_run(
             journal, settings, stop, stats, canary=rails.canary, breaker=rails.breaker
         ) as run,
@@ -204,22 +198,13 @@ async def run_guarded(
 
 
 async def run_new_guarded(
-    prepared: Prepared,
-    header: JournalHeader,
-    checkpoint: Path,
-    settings: EngineSettings,
-    aws: AwsSettings,
-    stop: StopSignal,
-    stats: Stats,
-    rails: Rails,
+    job: Job, prepared: Prepared, header: JournalHeader, stop: StopSignal, stats: Stats
 ) -> RunResult:
-    """`job.run_new` behind `rails`; exactly `job.run_new` when every rail is off."""
-    if rails == Rails():
-        return await run_new(prepared, header, checkpoint, settings, aws, stop, stats)
-    items = work_items(header, checkpoint, None, stats)
-    return await run_guarded(
-        header, items, checkpoint, settings, aws, stop, stats, rails, prepared.summary
-    )
+    """`run_new` behind `job.rails`; exactly `run_new` when every rail is off."""
+    if job.rails == Rails():
+        return await run_new(job, header, stop, stats)
+    items = work_items(header, job.checkpoint, None, stats)
+    return await run_guarded(job, header, items, stop, stats, prepared.summary)
 
 
 def tripped_message(checkpoint: str, why: str | None, resume: str) -> str:
@@ -228,59 +213,4 @@ def tripped_message(checkpoint: str, why: str | None, resume: str) -> str:
         f"A safety rail stopped the job ({why}). Look at what failed: "
         f"bulkops report {checkpoint} --failed-only. "
         f"Once you have decided to go on, `{resume}` continues it without the rail."
-    )
-
-
-def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
-    """The rails as click options, for every command that starts a job."""
-    o = click.option
-    return [
-        o(
-            "--max-versions",
-            type=click.IntRange(min=0),
-            help="Refuse a job of more versions than this (exit 2, nothing sent), e.g. 10000.",
-        ),
-        o(
-            "--max-packages",
-            type=click.IntRange(min=0),
-            help="Refuse a job touching more packages than this, e.g. 200.",
-        ),
-        o(
-            "--keep-min",
-            type=click.IntRange(min=0),
-            default=0,
-            help="Refuse a job that would leave a package fewer versions than this "
-            "(lists the job's packages first), e.g. 3.",
-        ),
-        o(
-            "--breaker",
-            type=click.FloatRange(0.0, 1.0),
-            help="Stop (exit 3) when more than this share of the first chunks' versions "
-            "fail permanently, e.g. 0.2.",
-        ),
-        o(
-            "--breaker-window",
-            type=click.IntRange(min=1),
-            default=10,
-            show_default=True,
-            help="Chunks the breaker watches from the start, e.g. 20.",
-        ),
-        o(
-            "--canary",
-            is_flag=True,
-            help="Send the first chunk alone and go on only if all of it succeeded "
-            "(else stop, exit 3), e.g. --canary.",
-        ),
-    ]
-
-
-def rails_from(kw: dict[str, Any]) -> Rails:
-    """The rails the command line asked for (absent options: rail off)."""
-    return Rails(
-        max_versions=kw.get("max_versions"),
-        max_packages=kw.get("max_packages"),
-        keep_min=kw.get("keep_min") or 0,
-        breaker=kw.get("breaker"),
-        breaker_window=kw.get("breaker_window") or 10,
-        canary=bool(kw.get("canary")),
     )

@@ -29,49 +29,21 @@ and `bulkops report C.archive.journal --undo` restores them.
 
 from __future__ import annotations
 
-import io
 import json
-import shlex
-import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
 
-import anyio
-import click
-import structlog
-
-from bulkops.aws.session import AwsSettings
-from bulkops.engine.engine import EngineSettings, RunResult
-from bulkops.errors import (
-    EXIT_OK,
-    EXIT_PERMANENT_FAILURES,
-    BulkopsError,
-    ManifestChanged,
-    NothingToDo,
-    Refused,
-    UsageError,
-)
-from bulkops.jobs.guarded import check_job_caps, rails_from, run_new_guarded
-from bulkops.jobs.start import (
-    CHECKPOINT_DIR,
-    Prepared,
-    check_target,
-    default_checkpoint,
-    header_for,
-    prepare,
-    run_resume,
-)
+from bulkops.engine.engine import RunResult
+from bulkops.errors import ManifestChanged
+from bulkops.jobs.guarded import run_new_guarded
+from bulkops.jobs.job import Job
+from bulkops.jobs.start import Prepared, header_for, run_resume
 from bulkops.jobs.supervisor import supervise
 from bulkops.journal.atomic import replace_private
 from bulkops.journal.journal import LocalFileStore, iter_records, read_header
 from bulkops.model import JobSpec, Operation
-from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED, Totals, merge
-from bulkops.report.render import render
-
-log = structlog.get_logger("bulkops.jobs.safe_delete")
+from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED, merge
 
 
 def phase_paths(checkpoint: Path) -> tuple[Path, Path]:
@@ -82,21 +54,28 @@ def phase_paths(checkpoint: Path) -> tuple[Path, Path]:
     )
 
 
-def _specs(kw: dict[str, Any]) -> tuple[JobSpec, JobSpec]:
-    common = {
-        "domain": kw["domain"],
-        "domain_owner": kw["domain_owner"],
-        "repository": kw["repository"],
-        "chunk_size": kw["chunk_size"],
-    }
-    archive = JobSpec(
-        Operation.SET_STATUS,
-        expected_status=kw.get("expected_status"),
-        target_status="Archived",
-        **common,
-    )
-    delete = JobSpec(Operation.DELETE, expected_status="Archived", **common)
-    return archive, delete
+def phase_jobs(job: Job) -> tuple[Job, Job]:
+    """The two jobs of the safe delete `job` asks for (a delete whose checkpoint is C):
+    phase 1 archives, pinned and behind the job's rails, into C.archive.journal; phase 2
+    deletes what was archived (expectedStatus=Archived) into C, without rails."""
+    spec = job.spec
+    if spec.operation is not Operation.DELETE:
+        raise ValueError(f"a safe delete is a delete, not {spec.operation.value}")
+    archive = replace(spec, operation=Operation.SET_STATUS, target_status="Archived")
+    delete = replace(spec, expected_status="Archived")
+    phase1, _ = phase_paths(job.checkpoint)
+    return job.phase(archive, phase1, job.rails), job.phase(delete, job.checkpoint)
+
+
+def check_same_safe_delete(phase1: Path, archive: JobSpec, manifest_sha256: str) -> None:
+    """Refuse to go on with a phase 1 journal of another manifest or other options."""
+    header = read_header(LocalFileStore(phase1))
+    same = replace(header.spec, chunk_size=archive.chunk_size) == archive
+    if header.manifest_sha256 != manifest_sha256 or not same:  # chunk size: the first run's
+        raise ManifestChanged(
+            f"{phase1} holds another safe delete (another manifest or options); "
+            "choose another --checkpoint"
+        )
 
 
 def write_phase2_manifest(phase1: Path, out: Path) -> int:
@@ -119,239 +98,12 @@ def write_phase2_manifest(phase1: Path, out: Path) -> int:
     return n
 
 
-def _notify(event: str, line: str, **fields: Any) -> None:
-    from bulkops.cli.exits import notify  # bulkops.cli imports this module
-
-    notify(event, line, **fields)
-
-
-def _supervision(kw: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "max_duration": kw.get("max_duration"),
-        "progress": kw.get("progress", "off"),
-        "progress_interval": kw.get("progress_interval", 10.0),
-    }
-
-
-def again_command(kw: dict[str, Any], checkpoint: Path) -> str:
-    """The command that goes on with this safe delete from wherever it stopped."""
-    argv = ["bulkops", "delete", "--domain", kw["domain"]]
-    if kw.get("domain_owner"):
-        argv += ["--domain-owner", kw["domain_owner"]]
-    argv += ["--repository", kw["repository"], "--manifest", kw["manifest"]]
-    if kw.get("manifest_format"):
-        argv += ["--manifest-format", kw["manifest_format"]]
-    if kw.get("expected_status"):
-        argv += ["--expected-status", kw["expected_status"]]
-    argv += ["--safe-delete", "--checkpoint", str(checkpoint), "--resume-existing", "--execute"]
-    return shlex.join(argv)
-
-
-def _settle(result: RunResult, checkpoint: Path, again: str, kw: dict[str, Any]) -> Totals | int:
-    """The phase's totals if it finished, else the exit code the command ends with."""
-    from bulkops.cli.exits import closing_summary, print_json, run_ending  # cli imports us
-
-    json_out = kw.get("output") == "json"
-    totals = render(LocalFileStore(checkpoint), "table", io.StringIO() if json_out else sys.stdout)
-    ending = run_ending(result, totals, checkpoint, again)
-    if json_out:
-        print_json(closing_summary(checkpoint, result, totals, ending))
-    # a phase that finished, with or without permanent failures, goes on to what follows
-    if ending.code == EXIT_OK or ending.event == "run_finished_with_failures":
-        return totals
-    ending.tell(checkpoint)  # 3 for a tripped rail, not 75: a batch retry would drop the rail
-    return ending.code
-
-
-def run_safe_delete(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> NoReturn:
-    """The body of `bulkops delete --safe-delete`: validate, then archive and delete."""
-    from bulkops.cli.exits import fail  # cli imports this module
-
-    try:
-        sys.exit(_run(kw, settings, aws))
-    except NothingToDo as exc:
-        click.echo(str(exc))
-        sys.exit(exc.exit_code)
-    except BulkopsError as exc:
-        fail(str(exc), exc.exit_code)
-
-
-def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
-    archive_spec, delete_spec = _specs(kw)
-    checkpoint: Path = kw["checkpoint"] or default_checkpoint(
-        delete_spec, kw.get("checkpoint_dir") or CHECKPOINT_DIR
-    )
-    phase1, manifest2 = phase_paths(checkpoint)
-    started = phase1.exists() or checkpoint.exists()
-    if kw["execute"] and started and not kw.get("resume_existing"):
-        raise UsageError(
-            f"safe delete {checkpoint} was started before; add --resume-existing to go on "
-            "from where it stopped, or choose another --checkpoint"
-        )
-    if not kw["execute"]:
-        with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
-            _plan(kw, archive_spec, Path(spool))
-        anyio.run(check_target, aws, archive_spec, backend="asyncio")
-        if kw.get("output") != "json":
-            click.echo(
-                f"{kw['domain']}/{kw['repository']} exists (checked with DescribeRepository). "
-                "Nothing was sent to change it: add --execute to run this job."
-            )
-        return EXIT_OK
-    # a new phase 1 gets its chunk list beside its journal; a started one keeps its own
-    prepared = _plan(kw, archive_spec, checkpoint.parent, None if phase1.exists() else phase1)
-    s = prepared.summary
-    again = again_command(kw, checkpoint)
-    if phase1.exists():  # whichever phase goes on, it must be this manifest's safe delete
-        header = read_header(LocalFileStore(phase1))
-        if kw["manifest"] == "-":  # this run's copy of stdin: the journal names its own
-            prepared.manifest.unlink(missing_ok=True)
-        same = replace(header.spec, chunk_size=archive_spec.chunk_size) == archive_spec
-        if header.manifest_sha256 != s.sha256 or not same:  # chunk size: the first run's
-            raise ManifestChanged(
-                f"{phase1} holds another safe delete (another manifest or options); "
-                "choose another --checkpoint"
-            )
-    if checkpoint.exists():
-        done = render(LocalFileStore(phase1), "table", io.StringIO()) if phase1.exists() else None
-        return _phase2(checkpoint, None, settings, aws, kw, again, done)
-    if phase1.exists():
-        result = supervise(
-            lambda stop, stats: run_resume(phase1, settings, aws, stop, stats),
-            **_supervision(kw),
-        )
-    else:
-        header = header_for(prepared)
-        rails = rails_from(kw)
-        result = supervise(
-            lambda stop, stats: run_new_guarded(
-                prepared, header, phase1, settings, aws, stop, stats, rails
-            ),
-            **_supervision(kw),
-        )
-    first = _settle(result, phase1, again, kw)
-    if isinstance(first, int):
-        return first
-    n = write_phase2_manifest(phase1, manifest2)
-    _notify(
-        "phase1_done",
-        f"phase 1 archived {n} versions; phase 2 deletes them: {manifest2}",
-        archived=n,
-        manifest=str(manifest2),
-    )
-    if n == 0:
-        return EXIT_PERMANENT_FAILURES if first.has_permanent_failures else EXIT_OK
-    return _phase2(checkpoint, manifest2, settings, aws, kw, again, first)
-
-
-def _plan(
-    kw: dict[str, Any], archive_spec: JobSpec, spool_dir: Path, checkpoint: Path | None = None
-) -> Prepared:
-    """Validate the manifest, print what the safe delete does, refuse what the rails refuse.
-
-    With `checkpoint`, phase 1's chunk list is written beside it (see `job.prepare`).
-    """
-    prepared = prepare(
-        archive_spec,
-        kw["manifest"],
-        manifest_format=kw["manifest_format"],
-        spool_dir=spool_dir,
-        checkpoint=checkpoint,
-    )
-    s = prepared.summary
-    try:
-        if s.revisions_pinned != s.targets:
-            raise Refused(
-                f"--safe-delete deletes only versions whose revision the manifest pins, and "
-                f"{s.targets - s.revisions_pinned} of its {s.targets} rows pin none; "
-                "make the manifest with `bulkops plan`, which pins every revision"
-            )
-        from bulkops.cli.exits import plural, print_json  # bulkops.cli imports this module
-
-        if kw.get("output") != "json":
-            click.echo(
-                f"safe delete: {plural(s.targets, 'version')} of {plural(s.packages, 'package')}"
-                f" in {kw['repository']!r} ({kw['domain']}): archive them with their revisions "
-                "pinned, then delete those archived (expectedStatus=Archived)"
-            )
-        elif not kw["execute"]:
-            print_json(
-                {
-                    "operation": "delete",
-                    "safe_delete": True,
-                    "domain": kw["domain"],
-                    "repository": kw["repository"],
-                    "unit": "version",
-                    "targets": s.targets,
-                    "packages": s.packages,
-                    "calls": 2 * s.chunks,  # an archive and a delete per chunk, at most
-                    "sent": False,
-                }
-            )
-        check_job_caps(rails_from(kw), archive_spec, s)
-    except Refused:
-        prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
-        raise
-    return prepared
-
-
-def _phase2(
-    checkpoint: Path,
-    manifest2: Path | None,
-    settings: EngineSettings,
-    aws: AwsSettings,
-    kw: dict[str, Any],
-    again: str,
-    first: Totals | None = None,
-) -> int:
-    _, delete_spec = _specs(kw)
-    if manifest2 is None:  # resuming phase 2: its journal names its manifest
-        result = supervise(
-            lambda stop, stats: run_resume(checkpoint, settings, aws, stop, stats),
-            **_supervision(kw),
-        )
-    else:
-        prepared = prepare(
-            delete_spec,
-            str(manifest2),
-            manifest_format="jsonl",
-            spool_dir=checkpoint.parent,
-            checkpoint=checkpoint,
-        )
-        header = header_for(prepared)
-        no_rails = rails_from({})
-        result = supervise(
-            lambda stop, stats: run_new_guarded(
-                prepared, header, checkpoint, settings, aws, stop, stats, no_rails
-            ),
-            **_supervision(kw),
-        )
-    second = _settle(result, checkpoint, again, kw)
-    if isinstance(second, int):
-        return second
-    if second.has_permanent_failures or (first is not None and first.has_permanent_failures):
-        phase1, _ = phase_paths(checkpoint)
-        reports = [f"bulkops report {p} --failed-only" for p in (phase1, checkpoint)]
-        _notify(
-            "run_finished_with_failures",
-            f"Finished with permanent failures; list them with: {reports[0]} (archive) "
-            f"and {reports[1]} (delete)",
-            level="warning",
-            checkpoint=str(checkpoint),
-            report_commands=reports,
-            exit_code=EXIT_PERMANENT_FAILURES,
-        )
-        return EXIT_PERMANENT_FAILURES
-    return EXIT_OK
-
-
-def safe_delete_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The delete command's --safe-delete flag."""
-    return click.option(
-        "--safe-delete",
-        is_flag=True,
-        help="Archive with every revision pinned, then delete only what was archived "
-        "(expectedStatus=Archived): a version changed since planning is never deleted. "
-        "Needs a manifest that pins revisions (`bulkops plan` writes one), e.g. "
-        "--manifest plan.jsonl --safe-delete.",
+def run_phase(job: Job, prepared: Prepared | None) -> RunResult:
+    """One phase under supervision: resumed from its journal, or started from `prepared`."""
+    if prepared is None:  # the journal says what the job is (its chunk size: the first run's)
+        resumed = replace(job, spec=read_header(LocalFileStore(job.checkpoint)).spec)
+        return supervise(lambda stop, stats: run_resume(resumed, stop, stats), job.supervision)
+    header = header_for(prepared)
+    return supervise(
+        lambda stop, stats: run_new_guarded(job, prepared, header, stop, stats), job.supervision
     )

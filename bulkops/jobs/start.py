@@ -31,10 +31,12 @@ from bulkops.errors import (
     ChunkListCorrupt,
     ManifestChanged,
     NothingToDo,
+    Refused,
     ResourceMissing,
     Unreachable,
     UsageError,
 )
+from bulkops.jobs.job import Job
 from bulkops.journal.chunklist import chunk_list_path, read_chunks
 from bulkops.journal.journal import (
     Journal,
@@ -245,26 +247,17 @@ def work_items(
         )
 
 
-async def run_new(
-    prepared: Prepared,
-    header: JournalHeader,
-    checkpoint: Path,
-    settings: EngineSettings,
-    aws: AwsSettings,
-    stop: StopSignal,
-    stats: Stats,
-) -> RunResult:
+async def run_new(job: Job, header: JournalHeader, stop: StopSignal, stats: Stats) -> RunResult:
     """Create the journal holding `header` (see `header_for`) and run the job from the start."""
-    async with new_journal(checkpoint, header, aws) as (registry, journal):
-        items = work_items(header, checkpoint, None, stats)
-        return await run_engine(journal, registry, items, settings, stop, stats)
+    async with new_journal(job, header) as (registry, journal):
+        items = work_items(header, job.checkpoint, None, stats)
+        return await run_engine(journal, registry, items, job.settings, stop, stats)
 
 
 @asynccontextmanager
 async def new_journal(
-    checkpoint: Path,
+    job: Job,
     header: JournalHeader,
-    aws: AwsSettings,
     preflight: Callable[[AwsRegistry], Awaitable[None]] | None = None,
 ) -> AsyncIterator[tuple[AwsRegistry, Journal]]:
     """A new job's client, then its journal holding `header`; both closed on exit.
@@ -274,8 +267,9 @@ async def new_journal(
     may refuse the job) runs, all before the journal is created. If anything fails before
     the journal exists, nothing will resume the job, so its chunk list is removed too.
     """
+    checkpoint = job.checkpoint
     try:
-        async with open_codeartifact(aws, inputs_checked=True) as registry:
+        async with open_codeartifact(job.aws, inputs_checked=True) as registry:
             await check_repositories(registry, header.spec)
             if preflight is not None:
                 await preflight(registry)
@@ -293,20 +287,19 @@ def _drop_unjournaled_chunk_list(checkpoint: Path, header: JournalHeader) -> Non
         checkpoint.with_name(header.chunk_list).unlink(missing_ok=True)
 
 
-async def run_resume(
-    checkpoint: Path,
-    settings: EngineSettings,
-    aws: AwsSettings,
-    stop: StopSignal,
-    stats: Stats,
-) -> RunResult:
-    """Continue a job from its journal alone, sending only what is not yet done."""
+async def run_resume(job: Job, stop: StopSignal, stats: Stats) -> RunResult:
+    """Continue the job of `job.checkpoint` from its journal alone, sending only what is not
+    yet done, under `job`'s settings (its spec must be the journal's)."""
+    checkpoint = job.checkpoint
     store = LocalFileStore(checkpoint)
     if not store.exists():
         raise UsageError(f"checkpoint {checkpoint} does not exist")
     header = read_header(store)
+    if header.spec != job.spec:
+        raise Refused(f"checkpoint {checkpoint} now holds another job; resume it on its own")
     check_manifest(header)
-    async with open_codeartifact(aws, inputs_checked=True) as registry:
+    settings = job.settings
+    async with open_codeartifact(job.aws, inputs_checked=True) as registry:
         await check_repositories(registry, header.spec)
         async with open_journal(store) as (journal, state):
             log.info(

@@ -1,6 +1,6 @@
 """One run under supervision: signals and --max-duration stop it, progress shows it.
 
-    result = supervise(lambda stop, stats: run_new(...), max_duration=..., progress="auto")
+    result = supervise(lambda stop, stats: run_new(job, header, stop, stats), job.supervision)
 
 The first SIGINT or SIGTERM asks the engine to stop intake and drain; a second cancels
 the calls in flight (they are resent on resume). An error raised inside the run's task
@@ -17,28 +17,25 @@ import structlog
 
 from bulkops.engine.engine import RunResult, Stats, StopSignal
 from bulkops.errors import first_error
-from bulkops.jobs.progress import ProgressMode, show_progress
+from bulkops.jobs.job import Supervision
+from bulkops.jobs.progress import show_progress
 
 log = structlog.get_logger("bulkops.jobs.supervisor")
 
 Start = Callable[[StopSignal, Stats], Awaitable[RunResult]]
 
 
-def supervise(
-    start: Start,
-    *,
-    max_duration: float | None = None,
-    progress: ProgressMode = "off",
-    progress_interval: float = 10.0,
-) -> RunResult:
+def supervise(start: Start, supervision: Supervision | None = None) -> RunResult:
     """Run `start(stop, stats)` in a fresh event loop until it returns."""
+    watch = supervision or Supervision()
+    max_duration, progress = watch.max_duration, watch.progress
 
     async def main() -> RunResult:
         stop, stats = StopSignal(), Stats()
         result: RunResult | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope)
-            tg.start_soon(show_progress, stats, progress, progress_interval)
+            tg.start_soon(show_progress, stats, progress, watch.progress_interval)
             if max_duration:
                 tg.start_soon(_stop_after, stop, max_duration)
             result = await start(stop, stats)

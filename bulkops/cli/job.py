@@ -1,0 +1,93 @@
+"""The `Job` a command's options describe: its rails (as click options too), its supervision."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bulkops.cli.options import aws_settings, engine_settings
+from bulkops.jobs.job import Job, Supervision
+from bulkops.jobs.rails import Rails
+from bulkops.model import JobSpec
+
+_DEFAULT = Rails()
+_WATCH = Supervision()
+
+
+def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """The rails as click options, for every command that starts a job."""
+    o = click.option
+    return [
+        o(
+            "--max-versions",
+            type=click.IntRange(min=0),
+            help="Refuse a job of more versions than this (exit 2, nothing sent), e.g. 10000.",
+        ),
+        o(
+            "--max-packages",
+            type=click.IntRange(min=0),
+            help="Refuse a job touching more packages than this, e.g. 200.",
+        ),
+        o(
+            "--keep-min",
+            type=click.IntRange(min=0),
+            default=_DEFAULT.keep_min,
+            help="Refuse a job that would leave a package fewer versions than this "
+            "(lists the job's packages first), e.g. 3.",
+        ),
+        o(
+            "--breaker",
+            type=click.FloatRange(0.0, 1.0),
+            help="Stop (exit 3) when more than this share of the first chunks' versions "
+            "fail permanently, e.g. 0.2.",
+        ),
+        o(
+            "--breaker-window",
+            type=click.IntRange(min=1),
+            default=_DEFAULT.breaker_window,
+            show_default=True,
+            help="Chunks the breaker watches from the start, e.g. 20.",
+        ),
+        o(
+            "--canary",
+            is_flag=True,
+            help="Send the first chunk alone and go on only if all of it succeeded "
+            "(else stop, exit 3), e.g. --canary.",
+        ),
+    ]
+
+
+def rails_from(kw: dict[str, Any]) -> Rails:
+    """The rails the command line asked for; an option a command lacks leaves its rail off."""
+    return Rails(
+        max_versions=kw.get("max_versions"),
+        max_packages=kw.get("max_packages"),
+        keep_min=kw.get("keep_min", _DEFAULT.keep_min),
+        breaker=kw.get("breaker"),
+        breaker_window=kw.get("breaker_window", _DEFAULT.breaker_window),
+        canary=bool(kw.get("canary")),
+    )
+
+
+def supervision_from(kw: dict[str, Any]) -> Supervision:
+    """How the command's run is watched: --max-duration and the progress options."""
+    return Supervision(
+        max_duration=kw.get("max_duration"),
+        progress=kw.get("progress", _WATCH.progress),
+        progress_interval=kw.get("progress_interval", _WATCH.progress_interval),
+    )
+
+
+def job_from(kw: dict[str, Any], spec: JobSpec, checkpoint: Path, *, rails: bool = True) -> Job:
+    """The job a command's options describe; `rails=False` for a resume (it runs none)."""
+    return Job(
+        spec,
+        checkpoint,
+        engine_settings(kw),
+        aws_settings(kw),
+        rails_from(kw) if rails else Rails(),
+        supervision_from(kw),
+    )
