@@ -224,9 +224,15 @@ def test_the_kubernetes_example_bounds_retries_of_exit_75() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_plan_says_when_keep_latest_kept_nothing_inside_the_selection(
+async def test_a_plan_says_when_a_keep_rule_kept_nothing_inside_the_selection(
     tmp_path: Path,
 ) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[select]]\nname = "old-line"\nstatus = ["Published"]\nversion_range = ">=1.0,<2.0"\n'
+        '[[keep.rule]]\nname = "newest"\nlatest = 2\n'
+        '[[keep.rule]]\nname = "newest-1x"\nversion_range = ">=1.0,<2.0"\nlatest = 1\n'
+    )
     async with run_emulator(quotas=QuotaConfig.off()) as emu:
         for version in ["1.0.0", "1.1.0", "1.2.0", "2.0.0", "2.1.0"]:
             emu.add_version("main", "npm", "acme-web", "widgets", version)
@@ -236,14 +242,24 @@ async def test_a_plan_says_when_keep_latest_kept_nothing_inside_the_selection(
         assert ranged.code == 0, ranged.stderr
         # piped, so the warning is a JSON event with the advice in it
         (warning,) = [
-            e for e in log_events(ranged.stderr) if e["event"] == "keep_latest_kept_nothing"
+            e for e in log_events(ranged.stderr) if e["event"] == "keep_rule_kept_nothing"
         ]
         assert warning["level"] == "warning"
-        assert warning["keep_latest"] == 2
-        assert "version_range" in warning["advice"]
+        assert warning["criterion"] == "latest 2"
+        assert "filters" in warning["advice"]
         whole = await bulkops(emu, *plan, "--out", tmp_path / "b.jsonl")
         assert whole.code == 0, whole.stderr
-        assert "keep_latest_kept_nothing" not in whole.stderr
+        assert "keep_rule_kept_nothing" not in whole.stderr
+        # the same mistake in a rules file is named by its rule; the rule that keeps the
+        # newest 1.x version did keep one, and is not named
+        ruled = await bulkops(emu, "plan", *JOB, "--out", tmp_path / "c.jsonl", "--rules", rules)
+        assert ruled.code == 0, ruled.stderr
+        named = [
+            e["criterion"]
+            for e in log_events(ruled.stderr)
+            if e["event"] == "keep_rule_kept_nothing"
+        ]
+        assert named == ["keep rule 'newest' (latest 2)"]
 
 
 def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_what_is_kept(

@@ -461,7 +461,7 @@ def test_a_url_password_is_masked_in_every_message() -> None:
 def test_the_emulator_binds_loopback_by_default_and_warns_when_bound_elsewhere() -> None:
     from click.testing import CliRunner
 
-    from bulkops.emulator.command import emulator, exposure_warning
+    from bulkops.cli.emulator import emulator, exposure_warning
     from bulkops.emulator.runner import EmulatorConfig
 
     assert EmulatorConfig().host == "127.0.0.1"

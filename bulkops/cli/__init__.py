@@ -71,7 +71,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Choose versions from the live repository by rules and write a plan file.",
     ),
     "emulator": (
-        "bulkops.emulator.command",
+        "bulkops.cli.emulator",
         "emulator",
         "Run a local CodeArtifact that speaks the real wire protocol, for tests and demos.",
     ),

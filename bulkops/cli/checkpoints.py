@@ -22,7 +22,7 @@ from bulkops.errors import EXIT_USAGE, BulkopsError
 from bulkops.journal.journal import LocalFileStore
 from bulkops.report.merge import Totals
 from bulkops.report.render import REPORT_FORMATS, render
-from bulkops.report.undo import print_undo
+from bulkops.report.undo import make_undo, undo_lines
 
 
 @click.command(
@@ -84,7 +84,8 @@ def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool, exit_c
         fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
     try:
         if undo:
-            print_undo(checkpoint)
+            for line in undo_lines(checkpoint, make_undo(checkpoint)):
+                click.echo(line)
             return
         totals = render(store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
     except BulkopsError as exc:

@@ -8,65 +8,25 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import anyio
 import click
 
 from bulkops.aws.session import AwsSettings, open_codeartifact
+from bulkops.cli.exits import fail, notify, print_json
+from bulkops.cli.options import output_option, setup_logs
+from bulkops.cli.plan_options import EPILOG, KEEP_FLAGS, SELECT_FLAGS, Decorator, plan_options
 from bulkops.engine.limits import RetryPolicy
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, UsageError
 from bulkops.jobs.rails import Rails
-from bulkops.model import FORMATS, STATUSES
 from bulkops.registry import Location
 from bulkops.selection.discover import DiscoverySettings
 from bulkops.selection.planfile import PlanSummary, make_plan, plan_format, summary_lines
 from bulkops.selection.rules import RuleSpec, load_rule_file, rules_from_flags
 from bulkops.selection.select import Selection
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-
-SELECT_FLAGS = (
-    "format",
-    "namespace",
-    "package",
-    "package_prefix",
-    "package_regex",
-    "status",
-    "origin_type",
-    "published_before",
-    "published_after",
-    "older_than",
-    "newer_than",
-    "version_glob",
-    "version_regex",
-    "version_range",
-)
-KEEP_FLAGS = ("keep_latest", "no_keep_default", "keep_version")
-
-EPILOG = """\b
-Examples:
-  bulkops plan --domain acme --repository main --out stale.jsonl \\
-      --prereleases-only --older-than 90d --keep-latest 5
-  bulkops plan --domain acme --repository main --out legacy.csv \\
-      --format npm --namespace acme --package 'legacy-*'
-  bulkops plan --domain acme --repository main --out rules.jsonl \\
-      --rules configs/rules/prerelease-cleanup.toml --keep-min 3
-Then run the plan with the operation it was made for, e.g.:
-  bulkops dispose --domain acme --repository main --manifest stale.jsonl --execute
-  bulkops set-status --domain acme --repository main --manifest legacy.csv \\
-      --target-status Archived --execute
-  bulkops delete --domain acme --repository main --manifest stale.jsonl \\
-      --safe-delete --execute"""
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    from bulkops.cli.exits import fail  # bulkops.cli imports this module
-
-    fail(message, code)
 
 
 def next_commands(kw: dict[str, Any]) -> list[str]:
@@ -116,120 +76,6 @@ def plan_document(summary: PlanSummary, kw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _options() -> list[Decorator]:
-    o = click.option
-    return [
-        o("--domain", required=True, help="CodeArtifact domain, e.g. acme."),
-        o("--domain-owner", help="12-digit account that owns the domain, e.g. 111122223333."),
-        o("--repository", required=True, help="Repository to choose versions from, e.g. main."),
-        o(
-            "--out",
-            "-o",
-            required=True,
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Plan file to write, .jsonl or .csv, e.g. plans/stale.jsonl.",
-        ),
-        o("--overwrite", is_flag=True, help="Replace an existing --out file, e.g. --overwrite."),
-        o(
-            "--rules",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
-            help="TOML rules file instead of the filter flags, "
-            "e.g. configs/rules/prerelease-cleanup.toml.",
-        ),
-        o("--format", type=click.Choice(FORMATS), multiple=True, help="Package format, e.g. npm."),
-        o("--namespace", multiple=True, help="Namespace glob (npm scope without @), e.g. 'acme*'."),
-        o("--package", multiple=True, help="Package name glob, e.g. 'legacy-*'."),
-        o("--package-prefix", help="Package name prefix, e.g. ui-."),
-        o("--package-regex", help="Regex the whole name matches, e.g. '(ui|web)-.*'."),
-        o("--status", type=click.Choice(STATUSES), multiple=True, help="Status, e.g. Published."),
-        o(
-            "--origin-type",
-            type=click.Choice(["INTERNAL", "EXTERNAL", "UNKNOWN"]),
-            help="Where versions came from, e.g. EXTERNAL (from an upstream).",
-        ),
-        o("--published-before", help="Date or ISO time (UTC), e.g. 2024-01-01."),
-        o("--published-after", help="Date or ISO time (UTC), e.g. 2023-06-30T12:00:00Z."),
-        o("--older-than", help="Published longer ago than this, e.g. 90d (s, m, h, d, w, y)."),
-        o("--newer-than", help="Published more recently than this, e.g. 2w."),
-        o("--version-glob", multiple=True, help="Version glob, e.g. '1.*'."),
-        o("--version-regex", help="Regex the whole version matches, e.g. '.*-SNAPSHOT'."),
-        o(
-            "--version-range",
-            help="Range in the format's order, e.g. '>=2.0,<3.0' or '2.x' (PEP 440 for pypi).",
-        ),
-        o("--prereleases-only", is_flag=True, help="Only pre-releases, e.g. 1.0.0-rc.1."),
-        o("--releases-only", is_flag=True, help="Only releases, e.g. 1.0.0 but not 1.0.0-rc.1."),
-        o(
-            "--keep-latest",
-            type=click.IntRange(min=0),
-            default=0,
-            help="Keep each package's N highest versions, e.g. 5.",
-        ),
-        o(
-            "--no-keep-default",
-            is_flag=True,
-            help="Let the plan take the package's default version too, e.g. --no-keep-default.",
-        ),
-        o("--keep-version", multiple=True, help="Never select these versions (glob), e.g. '2.*'."),
-        o(
-            "--kept",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Also write the selected-but-kept versions and why, e.g. kept.jsonl.",
-        ),
-        o(
-            "--max-versions",
-            type=click.IntRange(min=0),
-            help="Refuse a plan of more versions than this, e.g. 10000.",
-        ),
-        o(
-            "--max-packages",
-            type=click.IntRange(min=0),
-            help="Refuse a plan touching more packages than this, e.g. 200.",
-        ),
-        o(
-            "--keep-min",
-            type=click.IntRange(min=0),
-            default=0,
-            help="Refuse a plan leaving a package fewer versions (not Disposed) than this, e.g. 3.",
-        ),
-        o(
-            "--page-size",
-            type=click.IntRange(1, 1000),
-            default=1000,
-            show_default=True,
-            help="maxResults of each list call, e.g. 200.",
-        ),
-        o(
-            "--concurrency",
-            type=click.IntRange(1, 64),
-            default=8,
-            show_default=True,
-            help="Packages listed at once, e.g. 16.",
-        ),
-        o(
-            "--list-rate",
-            type=click.FloatRange(min=0.1),
-            default=100.0,
-            show_default=True,
-            help="Ceiling per list operation in calls/s (quota 200/s, shared), e.g. 50.",
-        ),
-        o(
-            "--read-rate",
-            type=click.FloatRange(min=0.1),
-            default=400.0,
-            show_default=True,
-            help="Ceiling for DescribePackageVersion calls/s (quota 800/s, shared), e.g. 200.",
-        ),
-        o(
-            "--call-timeout",
-            type=click.FloatRange(min=0.1),
-            default=30.0,
-            show_default=True,
-            help="Seconds one call may take before it is retried, e.g. 60.",
-        ),
-    ]
-
-
 def _rule_spec(kw: dict[str, Any]) -> RuleSpec:
     flags = [k for k in (*SELECT_FLAGS, *KEEP_FLAGS) if kw.get(k)]
     flags += [k for k in ("prereleases_only", "releases_only") if kw.get(k)]
@@ -258,7 +104,7 @@ def _rule_spec(kw: dict[str, Any]) -> RuleSpec:
     return rules_from_flags(select, keep)
 
 
-def _run(kw: dict[str, Any]) -> PlanSummary:
+def _run(kw: dict[str, Any]) -> tuple[PlanSummary, Selection]:
     out: Path = kw["out"]
     plan_format(out)
     if out.exists() and not kw["overwrite"]:
@@ -290,7 +136,14 @@ def _run(kw: dict[str, Any]) -> PlanSummary:
                 registry, where, selection, out, rails=rails, settings=settings, kept_out=kw["kept"]
             )
 
-    return anyio.run(main, backend="asyncio")
+    return anyio.run(main, backend="asyncio"), selection
+
+
+def kept_nothing(summary: PlanSummary, selection: Selection) -> list[str]:
+    """The keep criteria that kept no selected version, when something was selected."""
+    if not summary.versions:
+        return []
+    return [c for c in selection.keep_criteria() if not summary.kept.get(c)]
 
 
 def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -> click.Command:
@@ -306,35 +159,32 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
         (--keep-latest, the default version, --keep-version) always win over select
         rules. Nothing is changed by this command.
         """
-        from bulkops.cli.exits import notify, print_json  # bulkops.cli imports this module
-        from bulkops.cli.options import setup_logs
-
         setup_logs(kw)
         try:
-            summary = _run(kw)
+            summary, selection = _run(kw)
         except BulkopsError as exc:
-            _fail(str(exc), exc.exit_code)
+            fail(str(exc), exc.exit_code)
         except (click.ClickException, OSError) as exc:
-            _fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
         if kw["output"] == "json":
             print_json(plan_document(summary, kw))
             sys.exit(EXIT_OK)
         for line in summary_lines(summary, kw["kept"]):
             click.echo(line)
-        latest = kw.get("keep_latest") or 0
-        if latest and summary.versions and not summary.kept.get(f"latest {latest}"):
-            # --keep-latest counts each package's highest versions overall, which may all
-            # lie outside the selection (a 1.x range under a 2.x line): say so plainly
+        for criterion in kept_nothing(summary, selection):
+            # --keep-latest (or a keep rule's latest) counts each package's highest versions
+            # overall, which may all lie outside the selection (a 1.x range under a 2.x
+            # line): a delete would then keep none of what it selected. Say so plainly.
             notify(
-                "keep_latest_kept_nothing",
-                f"warning: --keep-latest {latest} kept nothing inside the selection: each "
-                "package's highest versions lie outside it. To keep the newest selected "
-                "versions, use a keep rule with its own version_range and latest "
-                "(--rules, see docs/selection.md)",
+                "keep_rule_kept_nothing",
+                f"warning: {criterion} kept nothing inside the selection: every version it "
+                "keeps lies outside what was selected. To keep the newest selected versions, "
+                "give a keep rule the select rule's own filters and latest (--rules, see "
+                "docs/selection.md)",
                 level="warning",
-                keep_latest=latest,
-                advice="to keep the newest selected versions, use a keep rule with its own "
-                "version_range and latest (--rules, see docs/selection.md)",
+                criterion=criterion,
+                advice="give a keep rule the select rule's own filters and latest "
+                "(--rules, see docs/selection.md)",
             )
         if summary.versions:
             click.echo(
@@ -344,9 +194,7 @@ def build_plan_cmd(aws_options: list[Decorator], log_options: list[Decorator]) -
                 click.echo(f"  {command}")
         sys.exit(EXIT_OK)
 
-    from bulkops.cli.options import output_option  # bulkops.cli imports this module
-
-    options: list[Decorator] = [*_options(), *aws_options, *log_options, output_option]
+    options: list[Decorator] = [*plan_options(), *aws_options, *log_options, output_option]
     for option in reversed(options):
         plan_cmd = option(plan_cmd)
     return click.command("plan", epilog=EPILOG)(plan_cmd)

@@ -20,8 +20,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from bulkops.errors import UsageError
 from bulkops.journal.atomic import replace_private
 from bulkops.journal.journal import LocalFileStore, iter_records, read_header
@@ -153,9 +151,3 @@ def undo_lines(checkpoint: Path, plan: UndoPlan) -> list[str]:
     if plan.irreversible:
         lines.append(f"{plan.irreversible} versions came from a status they cannot return to")
     return lines
-
-
-def print_undo(checkpoint: Path) -> None:
-    """The body of `bulkops report CHECKPOINT --undo`: write the manifests, print the commands."""
-    for line in undo_lines(checkpoint, make_undo(checkpoint)):
-        click.echo(line)

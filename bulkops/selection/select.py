@@ -203,6 +203,17 @@ class Selection:
             (out.kept if why else out.selected).append(Decision(v, rule, why))
         return out
 
+    def keep_criteria(self) -> list[str]:
+        """The reasons a kept version can carry from a keep rule or --keep-latest, as the
+        plan's summary counts them: one that counts nothing kept nothing of the selection."""
+        criteria = [
+            f"keep rule {r.name!r} (latest {r.latest})" if r.latest else f"keep rule {r.name!r}"
+            for r in self.keep
+        ]
+        if self.spec.keep.latest:
+            criteria.append(f"latest {self.spec.keep.latest}")
+        return criteria
+
     def _keep_reasons(self, pkg: PackageVersions, out: PackageDecision) -> dict[str, str]:
         ref, keep, cut = pkg.ref, self.spec.keep, self._cutoff_index
         reasons: dict[str, str] = {}

@@ -11,8 +11,8 @@ import boto3
 import click
 import pytest
 
+from bulkops.cli.emulator import parse_generate, parse_quotas
 from bulkops.emulator import Quota, QuotaConfig
-from bulkops.emulator.command import parse_generate, parse_quotas
 from bulkops.emulator.threaded import emulator_thread
 
 
