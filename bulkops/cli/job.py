@@ -17,27 +17,35 @@ _DEFAULT = Rails()
 _WATCH = Supervision()
 
 
-def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
-    """The rails as click options, for every command that starts a job."""
+def cap_options(what: str) -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """--max-versions, --max-packages and --keep-min, for a job or a plan (`what`)."""
     o = click.option
     return [
         o(
             "--max-versions",
             type=click.IntRange(min=0),
-            help="Refuse a job of more versions than this (exit 2, nothing sent), e.g. 10000.",
+            help=f"Refuse a {what} of more versions than this (exit 2, nothing sent), e.g. 10000.",
         ),
         o(
             "--max-packages",
             type=click.IntRange(min=0),
-            help="Refuse a job touching more packages than this, e.g. 200.",
+            help=f"Refuse a {what} touching more packages than this, e.g. 200.",
         ),
         o(
             "--keep-min",
             type=click.IntRange(min=0),
             default=_DEFAULT.keep_min,
-            help="Refuse a job that would leave a package fewer versions than this "
-            "(lists the job's packages first), e.g. 3.",
+            help=f"Refuse a {what} that would leave a package fewer versions (not Disposed) "
+            "than this (lists the job's packages first), e.g. 3.",
         ),
+    ]
+
+
+def rail_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """The rails as click options, for every command that starts a job."""
+    o = click.option
+    return [
+        *cap_options("job"),
         o(
             "--breaker",
             type=click.FloatRange(0.0, 1.0),

@@ -8,9 +8,12 @@ from typing import Any
 
 import click
 
+from bulkops.cli.job import cap_options
 from bulkops.model import FORMATS, STATUSES
+from bulkops.selection.discover import DiscoverySettings
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+_DISCOVERY = DiscoverySettings()
 
 SELECT_FLAGS = (
     "format",
@@ -106,54 +109,39 @@ def plan_options() -> list[Decorator]:
             type=click.Path(dir_okay=False, path_type=Path),
             help="Also write the selected-but-kept versions and why, e.g. kept.jsonl.",
         ),
-        o(
-            "--max-versions",
-            type=click.IntRange(min=0),
-            help="Refuse a plan of more versions than this, e.g. 10000.",
-        ),
-        o(
-            "--max-packages",
-            type=click.IntRange(min=0),
-            help="Refuse a plan touching more packages than this, e.g. 200.",
-        ),
-        o(
-            "--keep-min",
-            type=click.IntRange(min=0),
-            default=0,
-            help="Refuse a plan leaving a package fewer versions (not Disposed) than this, e.g. 3.",
-        ),
+        *cap_options("plan"),
         o(
             "--page-size",
             type=click.IntRange(1, 1000),
-            default=1000,
+            default=_DISCOVERY.page_size,
             show_default=True,
             help="maxResults of each list call, e.g. 200.",
         ),
         o(
             "--concurrency",
             type=click.IntRange(1, 64),
-            default=8,
+            default=_DISCOVERY.concurrency,
             show_default=True,
             help="Packages listed at once, e.g. 16.",
         ),
         o(
             "--list-rate",
             type=click.FloatRange(min=0.1),
-            default=100.0,
+            default=_DISCOVERY.list_rate,
             show_default=True,
             help="Ceiling per list operation in calls/s (quota 200/s, shared), e.g. 50.",
         ),
         o(
             "--read-rate",
             type=click.FloatRange(min=0.1),
-            default=400.0,
+            default=_DISCOVERY.read_rate,
             show_default=True,
             help="Ceiling for DescribePackageVersion calls/s (quota 800/s, shared), e.g. 200.",
         ),
         o(
             "--call-timeout",
             type=click.FloatRange(min=0.1),
-            default=30.0,
+            default=_DISCOVERY.call_timeout,
             show_default=True,
             help="Seconds one call may take before it is retried, e.g. 60.",
         ),
