@@ -139,7 +139,15 @@ class RequestRejected(FatalCall):
 
 
 class ResourceMissing(FatalCall):
+    """ResourceNotFoundException: `resource_type` is the service's (package, repository...)."""
+
     exit_code = EXIT_USAGE
+
+    def __init__(
+        self, message: str, *, resource_type: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.resource_type, self.reason = resource_type, reason
 
 
 class CallFailed(Exception):
