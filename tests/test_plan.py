@@ -1,4 +1,4 @@
-"""Chunking: boundaries, interleaving, stable ids, the chunk list, shards and estimates."""
+"""Chunking: boundaries, interleaving, stable ids, the chunk list and estimates."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from bulkops.errors import ChunkListCorrupt, UsageError
 from bulkops.journal.chunklist import ChunkListWriter, read_chunks
 from bulkops.manifest import scan as manifest
-from bulkops.manifest.estimate import estimate, shard_of
+from bulkops.manifest.estimate import estimate
 from bulkops.manifest.scan import ManifestInvalid, scan_manifest, write_manifest
 from bulkops.model import Chunk, Operation, PackageRef, Target, chunk_id
 
@@ -182,15 +182,6 @@ def test_an_invalid_manifest_or_chunk_size_leaves_no_chunk_list(tmp_path: Path) 
     with pytest.raises(UsageError, match="chunk size"):
         scan_manifest(path, operation=DISPOSE, chunk_size=101, chunks_to=tmp_path / "j.chunks")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]
-
-
-def test_shards_split_chunk_ids_by_their_value(tmp_path: Path) -> None:
-    ids = [c.id for c in plan(tmp_path, versions_of(WEB, 1000), chunk_size=1)]
-    assert all(shard_of(i, 4) == int(i, 16) % 4 for i in ids)
-    assert {shard_of(i, 4) for i in ids} == {0, 1, 2, 3}
-    assert {shard_of(i, 1) for i in ids} == {0}
-    with pytest.raises(ValueError, match="shard_count"):
-        shard_of(ids[0], 0)
 
 
 def test_scan_counts_the_chunks_the_run_sends(tmp_path: Path) -> None:
