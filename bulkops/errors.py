@@ -4,24 +4,38 @@
     ├── NothingToDo (0)                an empty manifest: success, said plainly, nothing sent
     ├── UsageError (2)                 bad flags, config or input; nothing was sent
     │   ├── ManifestError (2)          a manifest row is invalid (file, line, field)
+    │   │   └── ManifestInvalid (2)    several rows are: the first ones, and how many in all
     │   ├── Refused (2)                a safety rail refused the job
     │   ├── NotAJournal (2)            a checkpoint argument that is no bulkops journal at all
     │   └── ManifestChanged (2)        resume found a manifest that differs from the journal's
     ├── JournalCorrupt (1)             the journal is damaged somewhere other than its torn tail
+    ├── ChunkListCorrupt (1)           the chunk list is missing, damaged, or not the journal's
     ├── Unreachable (75)               the pre-flight check got no answer; nothing was sent
     ├── JournalBusy (75)               another live run holds the journal; retry once it ends
+    ├── JournalFull (75)               the journal's file system is full; resume once freed
     └── FatalCall (1)                  a call failure that stops the run
-        ├── AccessDenied (77)
+        ├── AccessDenied (77)          AccessDeniedException, or no usable credentials
         ├── QuotaExceeded (1)          ServiceQuotaExceededException
         ├── RequestRejected (2)        ValidationException from the service
         └── ResourceMissing (2)        the domain or repository does not exist
 
-A run stopped by a signal or --max-duration is no error: it ends with its RunResult, and
-the CLI exits EXIT_INTERRUPTED (75), resumable.
+    CallFailed                         transient: the engine retries it, never the user's
+    ├── Throttled                      429, after Retry-After when the service gives one
+    ├── ServerError                    5xx
+    ├── Conflict                       409
+    ├── NetworkError                   the connection dropped
+    └── CallTimeout                    no answer within the call timeout
 
-Transient call failures (throttling, 5xx, 409, network errors, timeouts) are not
-BulkopsErrors: they are `CallFailed` subclasses raised by the registry and retried by
-the engine, which owns every retry.
+A run stopped by a signal or --max-duration is no error: it ends with its RunResult, and
+the CLI exits EXIT_INTERRUPTED (75), resumable. A call that exhausts its retries ends its
+chunk unfinished (exit 75 for the job), not the run.
+
+Transient call failures are not BulkopsErrors: they are `CallFailed` subclasses raised by
+the registry (or the engine's call timeout) and retried by the engine, which owns every
+retry.
+
+A task group that fails with several errors is settled by `first_error`: the first
+bulkops error decides the exit code, and every other error is logged, none dropped.
 """
 
 from __future__ import annotations
@@ -57,6 +71,21 @@ class ManifestError(UsageError):
         self.path, self.line, self.field, self.reason = path, line, field, reason
         where = f"{path}:{line}" + (f": field {field!r}" if field else "")
         super().__init__(f"{where}: {reason}")
+
+
+class ManifestInvalid(ManifestError):
+    """Several rows failed validation: `problems` holds the first ones, the message lists them."""
+
+    def __init__(self, problems: list[ManifestError], invalid_rows: int) -> None:
+        first = problems[0]
+        super().__init__(first.path, first.line, first.field, first.reason)
+        self.problems = tuple(problems)
+        self.invalid_rows = invalid_rows
+        lines = [f"{first.path}: {invalid_rows} invalid rows; fix them and run again:"]
+        lines += [f"  {p}" for p in problems]
+        if invalid_rows > len(problems):
+            lines.append(f"  ... and {invalid_rows - len(problems)} more invalid rows")
+        self.args = ("\n".join(lines),)
 
 
 class Refused(UsageError):
@@ -139,7 +168,15 @@ class RequestRejected(FatalCall):
 
 
 class ResourceMissing(FatalCall):
+    """ResourceNotFoundException: `resource_type` is the service's (package, repository...)."""
+
     exit_code = EXIT_USAGE
+
+    def __init__(
+        self, message: str, *, resource_type: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.resource_type, self.reason = resource_type, reason
 
 
 class CallFailed(Exception):
@@ -184,22 +221,46 @@ class NetworkError(CallFailed):
     kind = "network"
 
 
+class CallTimeout(CallFailed):
+    """No answer within the call timeout."""
+
+    kind = "timeout"
+
+
+def leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """Every error a (nested) exception group holds, in the order its tasks raised them."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found.extend(leaves(exc))
+        else:
+            found.append(exc)
+    return found
+
+
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to report from a failed task group: a bulkops error first, else the group."""
-    leaves: list[BaseException] = []
+    """The error to raise for a failed task group; every other error in it is logged.
 
-    def walk(g: BaseExceptionGroup[BaseException]) -> None:
-        for exc in g.exceptions:
-            if isinstance(exc, BaseExceptionGroup):
-                walk(exc)
-            else:
-                leaves.append(exc)
+    The first bulkops error decides (and so the exit code); without one, a lone error
+    comes out as itself and several stay the group, whose traceback shows them all.
+    """
+    import structlog  # here, not at the top: `bulkops --help` imports this module, not logging
 
-    walk(group)
-    for exc in leaves:
-        if isinstance(exc, BulkopsError):
-            return exc
-    return leaves[0] if len(leaves) == 1 else group
+    errors = leaves(group)
+    chosen: BaseException | None = next((e for e in errors if isinstance(e, BulkopsError)), None)
+    if chosen is None:
+        if len(errors) != 1:
+            return group
+        chosen = errors[0]
+    for exc in errors:
+        if exc is not chosen:
+            structlog.get_logger("bulkops.errors").error(
+                "error_also_raised",
+                error=str(exc),
+                error_type=type(exc).__name__,
+                reported=type(chosen).__name__,
+            )
+    return chosen
 
 
 # The exit codes above as the CLI's --help epilog: here so --help imports nothing heavy.

@@ -27,7 +27,8 @@ from botocore.exceptions import (
     UnknownServiceError,
 )
 
-from bulkops.aws.session import AwsSettings, open_codeartifact, translate
+from bulkops.aws.errors import translate
+from bulkops.aws.session import AwsSettings, open_codeartifact
 from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.errors import (
     EXIT_ACCESS_DENIED,
@@ -253,8 +254,50 @@ async def test_a_missing_package_is_reported_not_found_and_the_rest_is_done(
 
 
 def test_a_job_client_leaves_parameter_checks_to_the_job_and_others_keep_them() -> None:
-    from bulkops.aws.session import _config
+    from bulkops.aws.session import client_config
 
     settings = AwsSettings(region="us-east-1")
-    assert _config(settings, inputs_checked=True).parameter_validation is False
-    assert _config(settings, inputs_checked=False).parameter_validation is True
+    assert client_config(settings, inputs_checked=True).parameter_validation is False
+    assert client_config(settings, inputs_checked=False).parameter_validation is True
+
+
+# ---- the adapter over real HTTP: an absent package is data, an absent repository stops --
+
+
+@pytest.mark.asyncio
+async def test_an_absent_package_is_data_and_an_absent_repository_stops_every_call() -> None:
+    from bulkops.model import Chunk, JobSpec, Operation
+    from bulkops.registry import Location
+
+    gone = PackageRef("pypi", None, "never-existed")
+    async with run_emulator(host="127.0.0.1", port=0, generate=None) as emu:
+        emu.add_repository("main")
+        settings = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
+        async with open_codeartifact(settings) as reg:
+            spec = JobSpec(Operation.DELETE, "acme", "main")
+            result = await reg.run_chunk(spec, Chunk.build(gone, ("1.0", "2.0")))
+            assert {v: f["errorCode"] for v, f in result.failed.items()} == {
+                "1.0": "NOT_FOUND",
+                "2.0": "NOT_FOUND",
+            }
+            assert "never-existed" in result.failed["1.0"]["errorMessage"]
+            whole = JobSpec(Operation.DELETE_PACKAGES, "acme", "main")
+            assert (await reg.run_chunk(whole, Chunk.build(gone, ()))).deleted_package is None
+            assert await reg.describe_version(spec, "main", gone, "1.0") is None
+            here = Location("acme", "main")
+            page = await reg.list_versions_page(
+                here, gone, status=None, origin_type=None, token=None, page_size=10
+            )
+            assert (page.versions, page.next_token) == ((), None)
+            assert await reg.describe_published(here, gone, "1.0") is None
+
+            nowhere = Location("acme", "no-such-repository")
+            with pytest.raises(ResourceMissing, match="no-such-repository"):
+                await reg.describe_published(nowhere, gone, "1.0")
+            with pytest.raises(ResourceMissing):
+                await reg.describe_repository(nowhere)
+            lost = JobSpec(Operation.DELETE, "acme", "no-such-repository")
+            with pytest.raises(ResourceMissing) as caught:
+                await reg.run_chunk(lost, Chunk.build(gone, ("1.0",)))
+            assert caught.value.resource_type == "repository"
+            assert caught.value.exit_code == EXIT_USAGE

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from bulkops.aws.session import AwsRegistry, AwsSettings, open_codeartifact
+from bulkops.aws.adapter import AwsRegistry
+from bulkops.aws.session import AwsSettings, open_codeartifact
 from bulkops.emulator import FaultConfig, Quota, QuotaConfig, RunningEmulator, run_emulator
 from bulkops.engine.limits import RateTuning
 from bulkops.model import PackageRef

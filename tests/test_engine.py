@@ -366,20 +366,6 @@ async def test_a_bug_in_a_call_still_lets_every_finished_outcome_reach_the_journ
     assert len(outcomes(journal)) == 11  # every call answered before the bug, written
 
 
-async def test_a_run_tunes_the_cyclic_collector_and_restores_it() -> None:
-    import gc
-
-    from bulkops.jobs.start import collector_for_runs
-
-    before = gc.get_threshold()
-    assert gc.get_freeze_count() == 0
-    with collector_for_runs():
-        assert gc.get_threshold()[0] == 10_000
-        assert gc.get_freeze_count() > 0  # what was alive at the start is left alone
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
-
-
 async def test_calls_cancelled_on_the_wire_are_journaled_as_may_have_been_applied() -> None:
     reg = FakeRegistry(delay=3600)  # answers that never come before the cancel
     chunks = chunks_for(reg, REF_A, 1000)

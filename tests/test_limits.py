@@ -213,3 +213,17 @@ def test_a_ceiling_below_the_floor_is_never_exceeded_after_a_throttle() -> None:
         clock.now += 5
         rate.on_throttle()
         assert rate.rate <= 0.1
+
+
+def test_jobs_discovery_and_the_plan_command_read_at_one_default_rate_half_the_quota() -> None:
+    from click.testing import CliRunner
+
+    from bulkops.cli import cli
+    from bulkops.engine.engine import EngineSettings
+    from bulkops.engine.limits import READ_RATE
+    from bulkops.selection.discover import DiscoverySettings
+
+    assert READ_RATE == 800 / 2  # CODEARTIFACT.md: 800 read calls/s per account, shared
+    assert EngineSettings().read_rate == DiscoverySettings().read_rate == READ_RATE
+    help_text = " ".join(CliRunner().invoke(cli, ["plan", "--help"]).output.split())
+    assert f"[default: {READ_RATE};" in help_text

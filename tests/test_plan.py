@@ -1,4 +1,4 @@
-"""Chunking: boundaries, interleaving, stable ids, the chunk list, shards and estimates."""
+"""Chunking: boundaries, interleaving, stable ids, the chunk list and estimates."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import io
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from bulkops.errors import ChunkListCorrupt, UsageError
 from bulkops.journal.chunklist import ChunkListWriter, read_chunks
 from bulkops.manifest import scan as manifest
-from bulkops.manifest.estimate import estimate, shard_of
+from bulkops.manifest.estimate import estimate
 from bulkops.manifest.scan import ManifestInvalid, scan_manifest, write_manifest
 from bulkops.model import Chunk, Operation, PackageRef, Target, chunk_id
 
@@ -107,25 +108,47 @@ def test_delete_packages_gives_one_chunk_per_package_without_versions(tmp_path: 
     ]
 
 
+class FileAccess:
+    """The files this process opens while `watching` (the interpreter's "open" audit event)."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[Path, str | None]] | None = None
+        self.modes: set[int] = set()  # permissions of spilled rows, seen when read back
+        sys.addaudithook(self._audit)
+
+    def _audit(self, event: str, args: tuple[object, ...]) -> None:
+        if event != "open" or self.opened is None or not isinstance(args[0], str | Path):
+            return
+        path, mode = Path(args[0]), args[1]
+        self.opened.append((path, mode if isinstance(mode, str) else None))
+        if path.parent.name.startswith(".bulkops-spill-") and mode == "r":
+            self.modes.add(stat.S_IMODE(path.stat().st_mode))
+
+    def watching(self, manifest: Path) -> tuple[int, int]:
+        """(reads of `manifest`, spill files written) by scanning it into a chunk list."""
+        self.opened = []
+        try:
+            chunks = manifest.with_name("job.chunks")
+            scan_manifest(manifest, operation=DISPOSE, chunks_to=chunks)
+            reads = sum(1 for p, m in self.opened if p == manifest and m == "r")
+            spills = {p for p, _ in self.opened if p.parent.name.startswith(".bulkops-spill-")}
+        finally:
+            self.opened = None
+        assert not list(manifest.parent.glob(".bulkops-spill-*")), "spill files left behind"
+        return reads, len(spills)
+
+
+ACCESS = FileAccess()
+
+
 def test_a_grouped_manifest_is_read_once_and_a_scattered_one_spills_by_package(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    spills: list[int] = []
-    real = manifest._Buckets
-
-    class Spy(real):  # type: ignore[misc,valid-type]
-        def __init__(self, folder: Path, manifest_bytes: int) -> None:
-            super().__init__(folder, manifest_bytes)
-            spills.append(self.count)
-
-        def replay(self, planner: object, scan: object) -> None:
-            modes = {stat.S_IMODE(p.stat().st_mode) for p in self.paths}
-            assert modes == {0o600}, modes  # spilled rows are job state
-            super().replay(planner, scan)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(manifest, "_Buckets", Spy)
+    grouped_path = tmp_path / "grouped.jsonl"
+    with grouped_path.open("w") as f:
+        write_manifest(versions_of(WEB, 150) + versions_of(CORE, 150), f, "jsonl")
+    assert ACCESS.watching(grouped_path) == (1, 0)
     grouped = plan(tmp_path, versions_of(WEB, 150) + versions_of(CORE, 150))
-    assert spills == []
     assert [(c.ref, len(c.versions)) for c in grouped] == [
         (WEB, 100),
         (WEB, 50),
@@ -133,8 +156,13 @@ def test_a_grouped_manifest_is_read_once_and_a_scattered_one_spills_by_package(
         (CORE, 50),
     ]
     web = versions_of(WEB, 150)
-    scattered = plan(tmp_path, web[:10] + versions_of(CORE, 150) + web[10:] + web[:3])
-    assert spills == [2]
+    scattered_rows = web[:10] + versions_of(CORE, 150) + web[10:] + web[:3]
+    scattered_path = tmp_path / "scattered.jsonl"
+    with scattered_path.open("w") as f:
+        write_manifest(scattered_rows, f, "jsonl")
+    assert ACCESS.watching(scattered_path) == (2, 2)  # read twice, spilled to two buckets
+    assert ACCESS.modes == {0o600}  # spilled rows are job state
+    scattered = plan(tmp_path, scattered_rows)
     assert sorted(c.id for c in scattered) == sorted(c.id for c in grouped)
 
 
@@ -182,15 +210,6 @@ def test_an_invalid_manifest_or_chunk_size_leaves_no_chunk_list(tmp_path: Path) 
     with pytest.raises(UsageError, match="chunk size"):
         scan_manifest(path, operation=DISPOSE, chunk_size=101, chunks_to=tmp_path / "j.chunks")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]
-
-
-def test_shards_split_chunk_ids_by_their_value(tmp_path: Path) -> None:
-    ids = [c.id for c in plan(tmp_path, versions_of(WEB, 1000), chunk_size=1)]
-    assert all(shard_of(i, 4) == int(i, 16) % 4 for i in ids)
-    assert {shard_of(i, 4) for i in ids} == {0, 1, 2, 3}
-    assert {shard_of(i, 1) for i in ids} == {0}
-    with pytest.raises(ValueError, match="shard_count"):
-        shard_of(ids[0], 0)
 
 
 def test_scan_counts_the_chunks_the_run_sends(tmp_path: Path) -> None:

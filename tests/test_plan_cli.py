@@ -264,3 +264,48 @@ async def test_a_csv_plan_of_a_release_line_copies_with_pinned_revisions(tmp_pat
         )  # fmt: skip
         assert copy.code == 0, copy.stderr
         assert sorted(v for _, v in emu.versions("release")) == ["2.0.0", "2.10.0"]
+
+
+async def test_plan_refuses_contradictory_flags_and_unwritable_plans_before_any_call(
+    tmp_path: Path,
+) -> None:
+    existing = tmp_path / "plan.jsonl"
+    existing.write_text("")
+    rules = Path(__file__).resolve().parent.parent / "configs" / "rules" / "prerelease-cleanup.toml"
+    fresh = tmp_path / "new.jsonl"
+    refusals = [
+        (("--out", fresh, "--rules", rules, "--older-than", "9d"), "drop --older-than"),
+        (("--out", fresh), "no selection"),
+        (("--out", fresh, "--prereleases-only", "--releases-only"), "exclude each other"),
+        (("--out", existing, "--older-than", "9d"), "exists; add --overwrite"),
+        (("--out", tmp_path / "plan.txt", "--older-than", "9d"), "name it .jsonl or .csv"),
+    ]
+    async with run_emulator(generate=(2, 3), quotas=QuotaConfig.off()) as emu:
+        for args, words in refusals:
+            run = await bulkops(emu, "plan", *JOB, *args)
+            assert run.code == 2, (args, run.stderr)
+            assert words in run.stderr, (args, run.stderr)
+        assert sum(emu.counters()["calls"].values()) == 0
+    assert existing.read_text() == ""
+    assert not fresh.exists()
+
+
+async def test_prereleases_only_with_keep_rules_plans_the_prereleases_the_keeps_leave(
+    tmp_path: Path,
+) -> None:
+    ladder = ["1.0.0", "2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "3.0.0-rc.1", "3.0.0-rc.2"]
+    async with run_emulator(quotas=QuotaConfig.off()) as emu:
+        for i, version in enumerate(ladder):
+            emu.add_version("main", "npm", "acme", "lib", version, published_time=1e9 + i)
+        plan, kept = tmp_path / "plan.jsonl", tmp_path / "kept.jsonl"
+        run = await bulkops(
+            emu, "plan", *JOB, *FAST, "--out", plan, "--kept", kept, "--prereleases-only",
+            "--keep-latest", "1", "--keep-version", "2.*", "--no-keep-default",
+        )  # fmt: skip
+        assert run.code == 0, run.stderr
+    assert sorted(row["version"] for row in rows(plan)) == ["3.0.0-rc.1"]
+    assert {row["version"]: row["kept"] for row in rows(kept)} == {
+        "3.0.0-rc.2": "latest 1",
+        "2.0.0-rc.1": "keep rule '--keep-version'",
+        "2.0.0-rc.2": "keep rule '--keep-version'",
+    }

@@ -202,7 +202,7 @@ class Transcript:
 
 CRASH = """\
 import os, sys
-import bulkops.aws.session
+import bulkops.aws.adapter
 from bulkops.cli import main
 
 async def run_chunk(self, spec, chunk):
@@ -210,7 +210,7 @@ async def run_chunk(self, spec, chunk):
     token = os.environ["AWS_SESSION_TOKEN"]
     raise RuntimeError(f"bug while holding {secret} and {token!r} and {token.encode()!r}")
 
-bulkops.aws.session.AwsRegistry.run_chunk = run_chunk
+bulkops.aws.adapter.AwsRegistry.run_chunk = run_chunk
 sys.argv[0] = "bulkops"
 main()
 """

@@ -278,38 +278,3 @@ def test_every_example_rules_file_loads_and_compiles(path: Path) -> None:
 
 def test_there_are_example_rules_files() -> None:
     assert len(list(RULES_DIR.glob("*.toml"))) >= 3
-
-
-def _plan_kw(**over: Any) -> dict[str, Any]:
-    from bulkops.cli.plan import KEEP_FLAGS, SELECT_FLAGS
-
-    kw: dict[str, Any] = dict.fromkeys((*SELECT_FLAGS, *KEEP_FLAGS))
-    kw.update(rules=None, prereleases_only=False, releases_only=False, keep_latest=0)
-    kw.update(over)
-    return kw
-
-
-def test_plan_flags_and_a_rules_file_exclude_each_other() -> None:
-    from bulkops.cli.plan import _rule_spec
-
-    with pytest.raises(UsageError, match=r"--rules replaces .* drop --older-than"):
-        _rule_spec(_plan_kw(rules=RULES_DIR / "prerelease-cleanup.toml", older_than="9d"))
-    with pytest.raises(UsageError, match="no selection"):
-        _rule_spec(_plan_kw())
-    with pytest.raises(UsageError, match="exclude each other"):
-        _rule_spec(_plan_kw(prereleases_only=True, releases_only=True))
-    rules = _rule_spec(_plan_kw(prereleases_only=True, keep_latest=3, keep_version=("2.*",)))
-    assert rules.select[0].prerelease is True
-    assert rules.keep.latest == 3
-    assert rules.keep.rule[0].version == ["2.*"]
-
-
-def test_plan_refuses_to_overwrite_a_plan_or_write_an_unreadable_name(tmp_path: Path) -> None:
-    from bulkops.cli.plan import _run
-
-    existing = tmp_path / "plan.jsonl"
-    existing.write_text("")
-    with pytest.raises(UsageError, match="exists; add --overwrite"):
-        _run(_plan_kw(out=existing, overwrite=False, older_than="9d"))
-    with pytest.raises(UsageError, match=r"name it \.jsonl or \.csv"):
-        _run(_plan_kw(out=tmp_path / "plan.txt", overwrite=False, older_than="9d"))

@@ -238,11 +238,14 @@ def test_unreadable_versions_parse_to_none_and_are_not_prereleases(fmt: str, bad
 
 
 def test_generated_emulator_versions_all_parse_in_their_own_format() -> None:
-    from bulkops.emulator.generate import _versions
+    from bulkops.emulator.runner import EmulatorConfig, build_state
 
-    rng = random.Random(3)
-    for fmt in FORMATS:
-        versions = _versions(rng, fmt, 400)
+    state = build_state(EmulatorConfig(generate=(60, 400), seed=3))
+    by_format: dict[str, list[str]] = {}
+    for ref, version in state.versions("main"):
+        by_format.setdefault(ref.format, []).append(version)
+    assert set(by_format) == set(FORMATS)
+    for fmt, versions in by_format.items():
         unread = [v for v in versions if parse(fmt, v) is None]
         assert not unread, (fmt, unread[:5])
 

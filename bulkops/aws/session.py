@@ -1,6 +1,7 @@
-"""The CodeArtifact adapter: builds requests with aioboto3 and translates every botocore error once.
+"""AWS sessions: client settings, region resolution, and credentials masked before any use.
 
-Retry ownership: the SDK makes exactly one attempt per call (`total_max_attempts=1`);
+`open_codeartifact` sets a client up and hands out the adapter (`bulkops.aws.adapter`)
+over it. Retry ownership: the SDK makes exactly one attempt per call (`total_max_attempts=1`);
 throttles, 5xx, 409 and network errors surface as `bulkops.errors.CallFailed` and the
 engine alone decides when and whether to send again.
 """
@@ -12,49 +13,19 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aioboto3
-import aiohttp
 import botocore.session
 import structlog
 from aiobotocore.config import AioConfig
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoAuthTokenError,
-    NoCredentialsError,
-    NoRegionError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    SSOError,
-    TokenRetrievalError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError
 
 from bulkops import __version__
-from bulkops.errors import (
-    AccessDenied,
-    Conflict,
-    FatalCall,
-    NetworkError,
-    QuotaExceeded,
-    RequestRejected,
-    ResourceMissing,
-    ServerError,
-    Throttled,
-    UsageError,
-)
+from bulkops.aws.adapter import AwsRegistry
+from bulkops.aws.errors import translated_setup
+from bulkops.errors import AccessDenied
 from bulkops.log import register_secret, register_url_password
-from bulkops.model import CallResult, Chunk, JobSpec, Operation, PackageRef, VersionState
-from bulkops.registry import Location, PackageQuery, VersionPage, VersionSummary
-
-if TYPE_CHECKING:
-    from types_aiobotocore_codeartifact import CodeArtifactClient
 
 log = structlog.get_logger("bulkops.aws.session")
 
@@ -76,7 +47,8 @@ class AwsSettings:
     static_credentials: tuple[str, str] | None = None
 
 
-def _config(settings: AwsSettings, inputs_checked: bool) -> AioConfig:
+def client_config(settings: AwsSettings, *, inputs_checked: bool = False) -> AioConfig:
+    """The client's botocore settings: one attempt per call, the pool and the timeouts."""
     return AioConfig(
         # One attempt: the engine owns retries (CODEARTIFACT.md, "Retry ownership").
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -103,7 +75,7 @@ async def open_codeartifact(
     """
     register_known_secrets(settings)
     async with AsyncExitStack() as stack:
-        try:
+        with translated_setup():
             keys = settings.static_credentials
             session = aioboto3.Session(
                 profile_name=settings.profile,
@@ -115,7 +87,7 @@ async def open_codeartifact(
                 session.client(
                     "codeartifact",
                     endpoint_url=settings.endpoint_url,
-                    config=_config(settings, inputs_checked),
+                    config=client_config(settings, inputs_checked=inputs_checked),
                 )
             )
             # Resolved now, not at the first call: a job without credentials leaves no journal.
@@ -124,8 +96,6 @@ async def open_codeartifact(
                 found = await found
             if found is not None:
                 await watch_credentials(found)
-        except BotoCoreError as exc:
-            raise setup_error(exc) from exc
         if found is None:
             raise AccessDenied("no AWS credentials found (environment, profile, or role)")
         client.meta.events.register("after-call.codeartifact", _log_answer)
@@ -197,293 +167,3 @@ def resolve_region(settings: AwsSettings) -> str | None:
     AWS_REGION too, above it, and Kubernetes and Batch examples set only AWS_REGION.
     """
     return settings.region or os.environ.get("AWS_REGION") or None
-
-
-# Credentials that cannot be found or fetched: every call would be refused.
-_CREDENTIAL_ERRORS = (
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-    TokenRetrievalError,
-    SSOError,
-    NoAuthTokenError,
-)
-
-
-def setup_error(exc: BotoCoreError) -> Exception:
-    """The bulkops error for a failure to set up the AWS session or client."""
-    if isinstance(exc, _CREDENTIAL_ERRORS):
-        return AccessDenied(f"cannot get AWS credentials: {exc}")
-    if isinstance(exc, NoRegionError):
-        return UsageError(
-            "no AWS region: pass --region, or set AWS_REGION or a region in the AWS "
-            f"config profile ({exc})"
-        )
-    if isinstance(exc, ProfileNotFound):
-        return UsageError(f"AWS profile not found: {exc} (check --profile and AWS_PROFILE)")
-    return UsageError(f"cannot set up the AWS client: {type(exc).__name__}: {exc}")
-
-
-def _base(spec: JobSpec, ref: PackageRef, repository_key: str = "repository") -> dict[str, Any]:
-    kw: dict[str, Any] = {"domain": spec.domain, "format": ref.format, "package": ref.package}
-    if repository_key:
-        kw[repository_key] = spec.repository
-    if spec.domain_owner:
-        kw["domainOwner"] = spec.domain_owner
-    if ref.namespace is not None:  # botocore rejects namespace=None: omit the key instead
-        kw["namespace"] = ref.namespace
-    return kw
-
-
-def build_request(spec: JobSpec, chunk: Chunk) -> dict[str, Any]:
-    """The keyword arguments of the API call that sends `chunk` as the job's operation."""
-    op = spec.operation
-    if op is Operation.COPY:
-        kw = _base(spec, chunk.ref, "")
-        kw["sourceRepository"] = spec.repository
-        kw["destinationRepository"] = spec.destination_repository
-        kw["allowOverwrite"] = spec.allow_overwrite
-        kw["includeFromUpstream"] = spec.include_from_upstream
-        # versions XOR versionRevisions: pin when every version of the chunk has a revision
-        if chunk.revisions and len(chunk.revisions) == len(chunk.versions):
-            kw["versionRevisions"] = dict(chunk.revisions)
-        else:
-            kw["versions"] = list(chunk.versions)
-        return kw
-    kw = _base(spec, chunk.ref)
-    if op is Operation.DELETE_PACKAGES:
-        return kw
-    kw["versions"] = list(chunk.versions)
-    if op.pins_revisions and chunk.revisions:
-        kw["versionRevisions"] = dict(chunk.revisions)
-    if spec.expected_status:
-        kw["expectedStatus"] = spec.expected_status
-    if op is Operation.SET_STATUS:
-        kw["targetStatus"] = spec.target_status
-    return kw
-
-
-class AwsRegistry:
-    """`bulkops.registry.Registry` over a real (or emulated) CodeArtifact endpoint."""
-
-    def __init__(self, client: CodeArtifactClient) -> None:
-        self._client = client
-
-    async def run_chunk(self, spec: JobSpec, chunk: Chunk) -> CallResult:
-        kw = build_request(spec, chunk)
-        c = self._client
-        op = spec.operation
-        try:
-            if op is Operation.DELETE:
-                resp: Any = await c.delete_package_versions(**kw)
-            elif op is Operation.DISPOSE:
-                resp = await c.dispose_package_versions(**kw)
-            elif op is Operation.SET_STATUS:
-                resp = await c.update_package_versions_status(**kw)
-            elif op is Operation.COPY:
-                resp = await c.copy_package_versions(**kw)
-            else:
-                try:
-                    resp = await c.delete_package(**kw)
-                except ClientError as exc:
-                    if _code(exc) == "ResourceNotFoundException" and _is_package(exc):
-                        return CallResult(deleted_package=None)
-                    raise
-                return CallResult(deleted_package=dict(resp.get("deletedPackage") or {}))
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException" and _is_package(exc):
-                # one absent package is per-version data (NOT_FOUND), not a reason to stop
-                return _all_not_found(chunk, exc)
-            raise translate(exc, op.api_name) from exc
-        except _WIRE_ERRORS as exc:
-            raise translate(exc, op.api_name) from exc
-        return CallResult(
-            successful=dict(resp.get("successfulVersions") or {}),
-            failed=dict(resp.get("failedVersions") or {}),
-        )
-
-    async def describe_version(
-        self, spec: JobSpec, repository: str, ref: PackageRef, version: str
-    ) -> VersionState | None:
-        kw = _base(spec, ref, "")
-        kw["repository"] = repository
-        kw["packageVersion"] = version
-        try:
-            resp = await self._client.describe_package_version(**kw)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
-                return None
-            raise translate(exc, "DescribePackageVersion") from exc
-        except _WIRE_ERRORS as exc:
-            raise translate(exc, "DescribePackageVersion") from exc
-        found = resp["packageVersion"]
-        return VersionState(found.get("revision"), str(found.get("status", "")))
-
-    async def describe_repository(self, where: Location) -> None:
-        """Check that the domain and repository exist: `ResourceMissing` (exit 2) if not."""
-        try:
-            await self._client.describe_repository(**_where(where))
-        except _WIRE_ERRORS as exc:
-            raise translate(exc, "DescribeRepository") from exc
-
-    # ---- reads for discovery (bulkops.registry.Catalog) -------------------------------
-
-    async def list_packages_page(
-        self, where: Location, query: PackageQuery, token: str | None, page_size: int
-    ) -> tuple[list[PackageRef], str | None]:
-        kw = _where(where)
-        kw["maxResults"] = page_size
-        for key, value in (
-            ("format", query.format),
-            ("namespace", query.namespace),
-            ("packagePrefix", query.package_prefix),
-            ("nextToken", token),
-        ):
-            if value is not None:  # botocore rejects None: omit the key instead
-                kw[key] = value
-        try:
-            resp: Any = await self._client.list_packages(**kw)
-        except _WIRE_ERRORS as exc:
-            raise translate(exc, "ListPackages") from exc
-        refs = [
-            PackageRef(p["format"], p.get("namespace"), p["package"])
-            for p in resp.get("packages") or ()
-        ]
-        return refs, resp.get("nextToken")
-
-    async def list_versions_page(
-        self,
-        where: Location,
-        ref: PackageRef,
-        *,
-        status: str | None,
-        origin_type: str | None,
-        token: str | None,
-        page_size: int,
-    ) -> VersionPage:
-        kw = _where(where, ref)
-        kw["maxResults"] = page_size
-        kw["sortBy"] = "PUBLISHED_TIME"
-        for key, value in (("status", status), ("originType", origin_type), ("nextToken", token)):
-            if value is not None:
-                kw[key] = value
-        try:
-            resp: Any = await self._client.list_package_versions(**kw)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException" and _is_package(exc):
-                return VersionPage((), None, None)  # deleted since it was listed
-            raise translate(exc, "ListPackageVersions") from exc
-        except _WIRE_ERRORS as exc:
-            raise translate(exc, "ListPackageVersions") from exc
-        versions = tuple(
-            VersionSummary(
-                v["version"],
-                v.get("revision"),
-                v.get("status", ""),
-                (v.get("origin") or {}).get("originType"),
-            )
-            for v in resp.get("versions") or ()
-        )
-        return VersionPage(versions, resp.get("defaultDisplayVersion"), resp.get("nextToken"))
-
-    async def describe_published(
-        self, where: Location, ref: PackageRef, version: str
-    ) -> datetime | None:
-        kw = _where(where, ref)
-        kw["packageVersion"] = version
-        try:
-            resp: Any = await self._client.describe_package_version(**kw)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException" and not _is_repository(exc):
-                return None
-            raise translate(exc, "DescribePackageVersion") from exc
-        except _WIRE_ERRORS as exc:
-            raise translate(exc, "DescribePackageVersion") from exc
-        published = resp["packageVersion"].get("publishedTime")
-        return published if isinstance(published, datetime) else None
-
-
-def _where(where: Location, ref: PackageRef | None = None) -> dict[str, Any]:
-    kw: dict[str, Any] = {"domain": where.domain, "repository": where.repository}
-    if where.domain_owner:
-        kw["domainOwner"] = where.domain_owner
-    if ref is not None:
-        kw["format"], kw["package"] = ref.format, ref.package
-        if ref.namespace is not None:
-            kw["namespace"] = ref.namespace
-    return kw
-
-
-def _is_repository(exc: ClientError) -> bool:
-    return str(exc.response.get("resourceType", "")).lower() in ("repository", "domain")
-
-
-# What a call can fail with on the wire; anything else is a bug and propagates as it is.
-_WIRE_ERRORS = (BotoCoreError, ClientError, aiohttp.ClientError, TimeoutError, ConnectionError)
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _is_package(exc: ClientError) -> bool:
-    return str(exc.response.get("resourceType", "")).lower() == "package"
-
-
-def _all_not_found(chunk: Chunk, exc: ClientError) -> CallResult:
-    """Every version of the chunk as NOT_FOUND, with the service's message."""
-    message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
-    error = {"errorCode": "NOT_FOUND", "errorMessage": message}
-    return CallResult(failed={v: dict(error) for v in chunk.versions})
-
-
-def translate(exc: Exception, operation: str) -> Exception:
-    """The bulkops error for a botocore/aiohttp failure of `operation`."""
-    if isinstance(exc, ClientError):
-        code = _code(exc)
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-        message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
-        text = f"{operation}: {code}: {message}"
-        if code == "ThrottlingException" or status == 429:
-            return Throttled(text, _retry_after(exc))
-        if code == "AccessDeniedException" or status == 403:
-            return AccessDenied(text)
-        if code == "ServiceQuotaExceededException" or status == 402:
-            return QuotaExceeded(text)
-        if code == "ValidationException" or status == 400:
-            return RequestRejected(text)
-        if code == "ResourceNotFoundException" or status == 404:
-            return ResourceMissing(text)
-        if code == "ConflictException" or status == 409:
-            return Conflict(text, code or "ConflictException")
-        if status >= 500 or code == "InternalServerException":
-            return ServerError(text, code or "InternalServerException")
-        return FatalCall(text)
-    if isinstance(exc, ParamValidationError):
-        return RequestRejected(f"{operation}: {exc}")
-    if isinstance(exc, _CREDENTIAL_ERRORS):
-        return AccessDenied(f"{operation}: cannot get AWS credentials: {exc}")
-    if isinstance(exc, _TRANSPORT_ERRORS):
-        return NetworkError(f"{operation}: {type(exc).__name__}: {exc}")
-    # any other botocore error (a bad config, an unparseable answer) fails the same way again
-    return FatalCall(f"{operation}: {type(exc).__name__}: {exc}")
-
-
-# Failures of the connection itself: the request may or may not have arrived; send again.
-_TRANSPORT_ERRORS = (
-    HTTPClientError,
-    BotoConnectionError,
-    aiohttp.ClientError,
-    TimeoutError,
-    ConnectionError,
-)
-
-
-def _retry_after(exc: ClientError) -> float | None:
-    value: Any = exc.response.get("retryAfterSeconds")
-    if value is None:
-        value = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None

@@ -30,7 +30,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkops.engine.concurrency import ConcurrencyTuning, Controller
-from bulkops.engine.limits import AdaptiveRate, RateTuning, RetryPolicy
+from bulkops.engine.limits import READ_RATE, AdaptiveRate, RateTuning, RetryPolicy
 from bulkops.engine.retry import Abandoned, CallRunner, GaveUp
 from bulkops.engine.verdicts import Verdicts
 from bulkops.errors import CallFailed, FatalCall, Throttled
@@ -60,7 +60,7 @@ class EngineSettings:
     max_concurrency: int = 256  # the most calls in flight auto may reach (README: why 256)
     rate: float = 100.0  # write calls per second (Delete, Dispose, UpdateStatus, DeletePackage)
     copy_rate: float = 5.0  # CopyPackageVersions calls per second
-    read_rate: float = 50.0  # DescribePackageVersion calls per second (copy, status checks)
+    read_rate: float = READ_RATE  # DescribePackageVersion calls/s (copy, status checks)
     call_timeout: float = 60.0
     grace_period: float = 20.0
     # group commit: an outcome waits at most this long for others to share its fsync

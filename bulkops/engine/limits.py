@@ -29,6 +29,10 @@ from dataclasses import dataclass
 import anyio
 from aiolimiter import AsyncLimiter
 
+# DescribePackageVersion calls/s for every reader (engine checks, discovery): half the
+# account's 800/s read quota, which every build pulling packages shares
+READ_RATE = 400.0
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 

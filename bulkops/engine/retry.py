@@ -18,7 +18,7 @@ import structlog
 
 from bulkops.engine.concurrency import Gate
 from bulkops.engine.limits import AdaptiveRate, RetryPolicy
-from bulkops.errors import CallFailed, Conflict, Throttled
+from bulkops.errors import CallFailed, CallTimeout, Conflict, Throttled
 
 log = structlog.get_logger("bulkops.engine.retry")
 T = TypeVar("T")
@@ -34,12 +34,6 @@ class GaveUp(Exception):
     def __init__(self, last: CallFailed) -> None:
         super().__init__(str(last))
         self.last = last
-
-
-class CallTimeout(CallFailed):
-    """No answer within the call timeout."""
-
-    kind = "timeout"
 
 
 class CallRunner:

@@ -14,7 +14,8 @@ from pathlib import Path
 import anyio
 import structlog
 
-from bulkops.aws.session import AwsRegistry, AwsSettings, open_codeartifact
+from bulkops.aws.adapter import AwsRegistry
+from bulkops.aws.session import AwsSettings, open_codeartifact
 from bulkops.aws.shapes import violation
 from bulkops.engine.engine import (
     Engine,

@@ -1,10 +1,4 @@
-"""Chunk shards and job estimates; no I/O.
-
-Chunks are planned by `manifest.scan_manifest`: a package's k-th chunk is always its
-unique versions k*size..(k+1)*size-1 in manifest order, so a chunk's id depends only on
-that package's own rows, and the same manifest gives the same chunk ids on every run
-and machine. That is what lets a sharded run split a job by chunk id.
-"""
+"""Job estimates: the API calls a job makes, and how long they take at a call rate; no I/O."""
 
 from __future__ import annotations
 
@@ -15,13 +9,6 @@ from bulkops.engine.concurrency import carried_rate, limited_words
 
 if TYPE_CHECKING:
     from bulkops.manifest.scan import ManifestSummary
-
-
-def shard_of(chunk_id: str, shard_count: int) -> int:
-    """The shard (0..shard_count-1) that owns a chunk in a sharded run."""
-    if shard_count < 1:
-        raise ValueError(f"shard_count must be at least 1, got {shard_count}")
-    return int(chunk_id, 16) % shard_count
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from typing import IO, Any, BinaryIO, Literal, TextIO
 
 import orjson
 
-from bulkops.errors import ManifestError, UsageError
+from bulkops.errors import ManifestError, ManifestInvalid, UsageError
 from bulkops.journal.chunklist import ChunkList, ChunkListWriter
 from bulkops.manifest.rows import COLUMNS, FIELDS, ManifestFormat, RowValidator, parse_rows
 from bulkops.model import MAX_CHUNK_SIZE, Operation, PackageRef, Target
@@ -53,21 +53,6 @@ _FORMAT_NAMES: dict[str, ManifestFormat] = {
     "ndjson": "jsonl",
     "json": "jsonl",
 }
-
-
-class ManifestInvalid(ManifestError):
-    """Several rows failed validation: `problems` holds the first ones, the message lists them."""
-
-    def __init__(self, problems: list[ManifestError], invalid_rows: int) -> None:
-        first = problems[0]
-        super().__init__(first.path, first.line, first.field, first.reason)
-        self.problems = tuple(problems)
-        self.invalid_rows = invalid_rows
-        lines = [f"{first.path}: {invalid_rows} invalid rows; fix them and run again:"]
-        lines += [f"  {p}" for p in problems]
-        if invalid_rows > len(problems):
-            lines.append(f"  ... and {invalid_rows - len(problems)} more invalid rows")
-        self.args = ("\n".join(lines),)
 
 
 @dataclass(frozen=True, slots=True)

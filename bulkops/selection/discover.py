@@ -30,7 +30,7 @@ import anyio
 import structlog
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from bulkops.engine.limits import AdaptiveRate, RateTuning, RetryPolicy
+from bulkops.engine.limits import READ_RATE, AdaptiveRate, RateTuning, RetryPolicy
 from bulkops.engine.retry import CallRunner, GaveUp
 from bulkops.errors import (
     CallFailed,
@@ -52,7 +52,7 @@ class DiscoverySettings:
 
     concurrency: int = 8  # packages listed at once
     list_rate: float = 100.0  # calls/s per list operation (quota 200/s each, shared)
-    read_rate: float = 400.0  # DescribePackageVersion calls/s (quota 800/s reads, shared)
+    read_rate: float = READ_RATE  # DescribePackageVersion calls/s (quota 800/s reads, shared)
     page_size: int = 1000  # maxResults (the API allows 1..1000)
     call_timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
