@@ -19,42 +19,42 @@ if TYPE_CHECKING:
 
 
 def _base(spec: JobSpec, ref: PackageRef, repository_key: str = "repository") -> dict[str, Any]:
-    kw: dict[str, Any] = {"domain": spec.domain, "format": ref.format, "package": ref.package}
+    params: dict[str, Any] = {"domain": spec.domain, "format": ref.format, "package": ref.package}
     if repository_key:
-        kw[repository_key] = spec.repository
+        params[repository_key] = spec.repository
     if spec.domain_owner:
-        kw["domainOwner"] = spec.domain_owner
+        params["domainOwner"] = spec.domain_owner
     if ref.namespace is not None:  # botocore rejects namespace=None: omit the key instead
-        kw["namespace"] = ref.namespace
-    return kw
+        params["namespace"] = ref.namespace
+    return params
 
 
 def build_request(spec: JobSpec, chunk: Chunk) -> dict[str, Any]:
     """The keyword arguments of the API call that sends `chunk` as the job's operation."""
     op = spec.operation
     if op is Operation.COPY:
-        kw = _base(spec, chunk.ref, "")
-        kw["sourceRepository"] = spec.repository
-        kw["destinationRepository"] = spec.destination_repository
-        kw["allowOverwrite"] = spec.allow_overwrite
-        kw["includeFromUpstream"] = spec.include_from_upstream
+        params = _base(spec, chunk.ref, "")
+        params["sourceRepository"] = spec.repository
+        params["destinationRepository"] = spec.destination_repository
+        params["allowOverwrite"] = spec.allow_overwrite
+        params["includeFromUpstream"] = spec.include_from_upstream
         # versions XOR versionRevisions: pin when every version of the chunk has a revision
         if chunk.revisions and len(chunk.revisions) == len(chunk.versions):
-            kw["versionRevisions"] = dict(chunk.revisions)
+            params["versionRevisions"] = dict(chunk.revisions)
         else:
-            kw["versions"] = list(chunk.versions)
-        return kw
-    kw = _base(spec, chunk.ref)
+            params["versions"] = list(chunk.versions)
+        return params
+    params = _base(spec, chunk.ref)
     if op is Operation.DELETE_PACKAGES:
-        return kw
-    kw["versions"] = list(chunk.versions)
+        return params
+    params["versions"] = list(chunk.versions)
     if op.pins_revisions and chunk.revisions:
-        kw["versionRevisions"] = dict(chunk.revisions)
+        params["versionRevisions"] = dict(chunk.revisions)
     if spec.expected_status:
-        kw["expectedStatus"] = spec.expected_status
+        params["expectedStatus"] = spec.expected_status
     if op is Operation.SET_STATUS:
-        kw["targetStatus"] = spec.target_status
-    return kw
+        params["targetStatus"] = spec.target_status
+    return params
 
 
 class AwsRegistry:
@@ -64,21 +64,21 @@ class AwsRegistry:
         self._client = client
 
     async def run_chunk(self, spec: JobSpec, chunk: Chunk) -> CallResult:
-        kw = build_request(spec, chunk)
+        params = build_request(spec, chunk)
         c = self._client
         op = spec.operation
         try:
             with translated(op.api_name):
                 if op is Operation.DELETE:
-                    resp: Any = await c.delete_package_versions(**kw)
+                    resp: Any = await c.delete_package_versions(**params)
                 elif op is Operation.DISPOSE:
-                    resp = await c.dispose_package_versions(**kw)
+                    resp = await c.dispose_package_versions(**params)
                 elif op is Operation.SET_STATUS:
-                    resp = await c.update_package_versions_status(**kw)
+                    resp = await c.update_package_versions_status(**params)
                 elif op is Operation.COPY:
-                    resp = await c.copy_package_versions(**kw)
+                    resp = await c.copy_package_versions(**params)
                 else:
-                    resp = await c.delete_package(**kw)
+                    resp = await c.delete_package(**params)
         except ResourceMissing as exc:
             if exc.resource_type != "package":
                 raise
@@ -96,12 +96,12 @@ class AwsRegistry:
     async def describe_version(
         self, spec: JobSpec, repository: str, ref: PackageRef, version: str
     ) -> VersionState | None:
-        kw = _base(spec, ref, "")
-        kw["repository"] = repository
-        kw["packageVersion"] = version
+        params = _base(spec, ref, "")
+        params["repository"] = repository
+        params["packageVersion"] = version
         try:
             with translated("DescribePackageVersion"):
-                resp = await self._client.describe_package_version(**kw)
+                resp = await self._client.describe_package_version(**params)
         except ResourceMissing:
             return None
         found = resp["packageVersion"]
@@ -117,8 +117,8 @@ class AwsRegistry:
     async def list_packages_page(
         self, where: Location, query: PackageQuery, token: str | None, page_size: int
     ) -> tuple[list[PackageRef], str | None]:
-        kw = _where(where)
-        kw["maxResults"] = page_size
+        params = _where(where)
+        params["maxResults"] = page_size
         for key, value in (
             ("format", query.format),
             ("namespace", query.namespace),
@@ -126,9 +126,9 @@ class AwsRegistry:
             ("nextToken", token),
         ):
             if value is not None:  # botocore rejects None: omit the key instead
-                kw[key] = value
+                params[key] = value
         with translated("ListPackages"):
-            resp: Any = await self._client.list_packages(**kw)
+            resp: Any = await self._client.list_packages(**params)
         refs = [
             PackageRef(p["format"], p.get("namespace"), p["package"])
             for p in resp.get("packages") or ()
@@ -145,15 +145,15 @@ class AwsRegistry:
         token: str | None,
         page_size: int,
     ) -> VersionPage:
-        kw = _where(where, ref)
-        kw["maxResults"] = page_size
-        kw["sortBy"] = "PUBLISHED_TIME"
+        params = _where(where, ref)
+        params["maxResults"] = page_size
+        params["sortBy"] = "PUBLISHED_TIME"
         for key, value in (("status", status), ("originType", origin_type), ("nextToken", token)):
             if value is not None:
-                kw[key] = value
+                params[key] = value
         try:
             with translated("ListPackageVersions"):
-                resp: Any = await self._client.list_package_versions(**kw)
+                resp: Any = await self._client.list_package_versions(**params)
         except ResourceMissing as exc:
             if exc.resource_type != "package":
                 raise
@@ -172,11 +172,11 @@ class AwsRegistry:
     async def describe_published(
         self, where: Location, ref: PackageRef, version: str
     ) -> datetime | None:
-        kw = _where(where, ref)
-        kw["packageVersion"] = version
+        params = _where(where, ref)
+        params["packageVersion"] = version
         try:
             with translated("DescribePackageVersion"):
-                resp: Any = await self._client.describe_package_version(**kw)
+                resp: Any = await self._client.describe_package_version(**params)
         except ResourceMissing as exc:
             if exc.resource_type in ("repository", "domain"):
                 raise
@@ -186,14 +186,14 @@ class AwsRegistry:
 
 
 def _where(where: Location, ref: PackageRef | None = None) -> dict[str, Any]:
-    kw: dict[str, Any] = {"domain": where.domain, "repository": where.repository}
+    params: dict[str, Any] = {"domain": where.domain, "repository": where.repository}
     if where.domain_owner:
-        kw["domainOwner"] = where.domain_owner
+        params["domainOwner"] = where.domain_owner
     if ref is not None:
-        kw["format"], kw["package"] = ref.format, ref.package
+        params["format"], params["package"] = ref.format, ref.package
         if ref.namespace is not None:
-            kw["namespace"] = ref.namespace
-    return kw
+            params["namespace"] = ref.namespace
+    return params
 
 
 def _all_not_found(chunk: Chunk, exc: ResourceMissing) -> CallResult:
