@@ -17,7 +17,7 @@ has decided.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from bulkops.jobs.start import (
     work_items,
 )
 from bulkops.journal.journal import Journal, JournalHeader
+from bulkops.journal.location import open_store
 from bulkops.manifest.scan import ManifestSummary
 from bulkops.model import Chunk, ChunkOutcome, JobSpec, PackageRef
 from bulkops.registry import Catalog, Location
@@ -88,11 +89,14 @@ async def check_job_keep_min(
         return
     spec = header.spec
 
-    def chunks() -> Iterator[Chunk]:
-        return (item.chunk for item in work_items(header, checkpoint, None, Stats()))
+    store = open_store(checkpoint)
+
+    async def chunks() -> AsyncIterator[Chunk]:
+        async for item in work_items(header, store, None, Stats()):
+            yield item.chunk
 
     planned: dict[PackageRef, int] = {}
-    for chunk in chunks():
+    async for chunk in chunks():
         planned[chunk.ref] = planned.get(chunk.ref, 0) + len(chunk.versions)
     counted = kept_statuses(spec)
     suspects: dict[PackageRef, set[str]] = {}  # live versions of packages that may fall short
@@ -110,7 +114,7 @@ async def check_job_keep_min(
     removes = {ref: len(live) for ref, live in suspects.items()}
     if spec.operation.per_version and suspects:
         removes = dict.fromkeys(suspects, 0)
-        for chunk in chunks():
+        async for chunk in chunks():
             if (live := suspects.get(chunk.ref)) is not None:
                 removes[chunk.ref] += sum(v in live for v in chunk.versions)
     shortfalls = [Shortfall(r, has[r], n) for r, n in removes.items() if has[r] - n < keep_min]
@@ -146,7 +150,7 @@ class _Watched:
 
 async def run_guarded(
     header: JournalHeader,
-    items: Iterator[WorkItem],
+    items: AsyncIterator[WorkItem],
     checkpoint: Path,
     settings: EngineSettings,
     aws: AwsSettings,
@@ -179,7 +183,7 @@ async def run_guarded(
         )
         writer = _Watched(journal, stop, breaker, header.chunks)
         result: RunResult | None = None
-        if rails.canary and (first := next(items, None)) is not None:
+        if rails.canary and (first := await anext(items, None)) is not None:
             writer.recording = True
             alone = replace(settings, concurrency=1)
             result = await Engine(spec, registry, writer, alone, stats=stats, stop=stop).run(
@@ -216,7 +220,7 @@ async def run_new_guarded(
     """`job.run_new` behind `rails`; exactly `job.run_new` when every rail is off."""
     if rails == Rails():
         return await run_new(prepared, header, checkpoint, settings, aws, stop, stats)
-    items = work_items(header, checkpoint, None, stats)
+    items = work_items(header, open_store(checkpoint), None, stats)
     return await run_guarded(
         header, items, checkpoint, settings, aws, stop, stats, rails, prepared.summary
     )

@@ -34,8 +34,10 @@ import json
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -65,11 +67,12 @@ from bulkops.jobs.start import (
     run_resume,
 )
 from bulkops.jobs.supervisor import supervise
-from bulkops.journal.atomic import replace_private
-from bulkops.journal.journal import LocalFileStore, iter_records, read_header
+from bulkops.journal.location import open_store
+from bulkops.journal.records import read_header
 from bulkops.model import JobSpec, Operation
-from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED, Totals, merge
+from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED, Totals
 from bulkops.report.render import render
+from bulkops.report.stream import packages_of
 
 log = structlog.get_logger("bulkops.jobs.safe_delete")
 
@@ -99,23 +102,25 @@ def _specs(kw: dict[str, Any]) -> tuple[JobSpec, JobSpec]:
     return archive, delete
 
 
-def write_phase2_manifest(phase1: Path, out: Path) -> int:
-    """The versions phase 1 archived, as a manifest (no revisions: delete takes none)."""
+async def write_phase2_manifest(phase1: Path, checkpoint: Path) -> int:
+    """The versions phase 1 archived, as a manifest (no revisions: delete takes none),
+    written through phase 2's store as its "delete.jsonl" (see `phase_paths`)."""
     n = 0
-
-    def lines() -> Iterator[str]:
-        nonlocal n
-        for pkg in merge(iter_records(LocalFileStore(phase1))):
-            ref = pkg.ref.to_dict()
-            for version in sorted(
-                [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]
-            ):
-                row = {k: v for k, v in ref.items() if v is not None}
-                row["version"] = version
-                n += 1
-                yield json.dumps(row, separators=(",", ":")) + "\n"
-
-    replace_private(out, lines())
+    out = open_store(checkpoint).writer("delete.jsonl")
+    try:
+        async with aclosing(packages_of(open_store(phase1))) as packages:
+            async for pkg in packages:
+                ref = pkg.ref.to_dict()
+                for version in sorted(
+                    [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]
+                ):
+                    row = {k: v for k, v in ref.items() if v is not None}
+                    row["version"] = version
+                    n += 1
+                    out.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        await out.commit()
+    finally:
+        await out.abort()
     return n
 
 
@@ -152,7 +157,8 @@ def _settle(result: RunResult, checkpoint: Path, again: str, kw: dict[str, Any])
     from bulkops.cli.exits import closing_summary, print_json, run_ending  # cli imports us
 
     json_out = kw.get("output") == "json"
-    totals = render(LocalFileStore(checkpoint), "table", io.StringIO() if json_out else sys.stdout)
+    out = io.StringIO() if json_out else sys.stdout
+    totals = anyio.run(render, open_store(checkpoint), "table", out, backend="asyncio")
     ending = run_ending(result, totals, checkpoint, again)
     if json_out:
         print_json(closing_summary(checkpoint, result, totals, ending))
@@ -203,7 +209,7 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     s = prepared.summary
     again = again_command(kw, checkpoint)
     if phase1.exists():  # whichever phase goes on, it must be this manifest's safe delete
-        header = read_header(LocalFileStore(phase1))
+        header = anyio.run(read_header, open_store(phase1), backend="asyncio")
         if kw["manifest"] == "-":  # this run's copy of stdin: the journal names its own
             prepared.manifest.unlink(missing_ok=True)
         same = replace(header.spec, chunk_size=archive_spec.chunk_size) == archive_spec
@@ -213,7 +219,10 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
                 "choose another --checkpoint"
             )
     if checkpoint.exists():
-        done = render(LocalFileStore(phase1), "table", io.StringIO()) if phase1.exists() else None
+        done = None
+        if phase1.exists():
+            store = open_store(phase1)
+            done = anyio.run(render, store, "table", io.StringIO(), backend="asyncio")
         return _phase2(checkpoint, None, settings, aws, kw, again, done)
     if phase1.exists():
         result = supervise(
@@ -232,7 +241,7 @@ def _run(kw: dict[str, Any], settings: EngineSettings, aws: AwsSettings) -> int:
     first = _settle(result, phase1, again, kw)
     if isinstance(first, int):
         return first
-    n = write_phase2_manifest(phase1, manifest2)
+    n = anyio.run(write_phase2_manifest, phase1, checkpoint, backend="asyncio")
     _notify(
         "phase1_done",
         f"phase 1 archived {n} versions; phase 2 deletes them: {manifest2}",
@@ -251,12 +260,16 @@ def _plan(
 
     With `checkpoint`, phase 1's chunk list is written beside it (see `job.prepare`).
     """
-    prepared = prepare(
-        archive_spec,
-        kw["manifest"],
-        manifest_format=kw["manifest_format"],
-        spool_dir=spool_dir,
-        checkpoint=checkpoint,
+    prepared = anyio.run(
+        partial(
+            prepare,
+            archive_spec,
+            kw["manifest"],
+            manifest_format=kw["manifest_format"],
+            spool_dir=spool_dir,
+            checkpoint=checkpoint,
+        ),
+        backend="asyncio",
     )
     s = prepared.summary
     try:
@@ -290,7 +303,8 @@ def _plan(
             )
         check_job_caps(rails_from(kw), archive_spec, s)
     except Refused:
-        prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
+        spooled = kw["manifest"] == "-"  # no journal: nothing will resume it
+        anyio.run(partial(prepared.discard, spooled=spooled), backend="asyncio")
         raise
     return prepared
 
@@ -311,12 +325,16 @@ def _phase2(
             **_supervision(kw),
         )
     else:
-        prepared = prepare(
-            delete_spec,
-            str(manifest2),
-            manifest_format="jsonl",
-            spool_dir=checkpoint.parent,
-            checkpoint=checkpoint,
+        prepared = anyio.run(
+            partial(
+                prepare,
+                delete_spec,
+                str(manifest2),
+                manifest_format="jsonl",
+                spool_dir=checkpoint.parent,
+                checkpoint=checkpoint,
+            ),
+            backend="asyncio",
         )
         header = header_for(prepared)
         no_rails = rails_from({})

@@ -165,12 +165,14 @@ def scan_manifest(
     domain: str | None = None,
     repository: str | None = None,
     chunk_size: int = MAX_CHUNK_SIZE,
-    chunks_to: Path | None = None,
+    chunks_to: ChunkListWriter | None = None,
 ) -> ManifestSummary:
     """Validate every row and plan the job's chunks; raise one error listing up to 20 bad rows.
 
-    With `chunks_to`, the chunks are written there as the job's chunk list (see
-    `bulkops.journal.chunklist`), which the run and its resumes read instead of the manifest.
+    With `chunks_to`, the chunks are written to it as the job's chunk list (see
+    `bulkops.journal.chunklist`), which the run and its resumes read instead of the
+    manifest; the caller commits it (the summary's `chunk_list` is then None). Blocking:
+    async code runs it in a worker thread.
     A manifest grouped by package (as `bulkops plan` and `report --failed-only` write
     them) is read once, holding one package's versions at a time. One that names a
     package again after others is read a second time, its rows spilled to per-package
@@ -180,32 +182,26 @@ def scan_manifest(
         raise UsageError(f"chunk size must be 1..{MAX_CHUNK_SIZE} (got {chunk_size})")
     fmt = detect_format(path, manifest_format)
     scan = _Scan(path, fmt, operation, domain, repository)
-    writer = ChunkListWriter(chunks_to) if chunks_to is not None else None
+    writer = chunks_to
+    planner = _Planner(str(path), operation, chunk_size, writer)
     try:
-        planner = _Planner(str(path), operation, chunk_size, writer)
-        try:
-            grouped = _Grouped(planner)
-            scan.run(grouped)
-            grouped.finish()
-        except _Scattered:
-            if writer is not None:
-                writer.abort()
-                writer = ChunkListWriter(writer.path)
-            planner = _Planner(str(path), operation, chunk_size, writer)
-            spill_dir = None if writer is None else writer.path.parent
-            with tempfile.TemporaryDirectory(prefix=".bulkops-spill-", dir=spill_dir) as tmp:
-                buckets = _Buckets(Path(tmp), path.stat().st_size)
-                with buckets:
-                    scan = _Scan(path, fmt, operation, domain, repository)
-                    scan.run(buckets.add)
-                buckets.replay(planner, scan)
-        if scan.problems:
-            problems = sorted(scan.problems, key=lambda p: p.line or 0)[:MAX_ERRORS]
-            raise problems[0] if scan.invalid == 1 else ManifestInvalid(problems, scan.invalid)
-        chunk_list = writer.commit() if writer is not None else None
-    finally:
+        grouped = _Grouped(planner)
+        scan.run(grouped)
+        grouped.finish()
+    except _Scattered:
         if writer is not None:
-            writer.abort()
+            writer.restart()
+        planner = _Planner(str(path), operation, chunk_size, writer)
+        spill_dir = None if writer is None else writer.local_dir
+        with tempfile.TemporaryDirectory(prefix=".bulkops-spill-", dir=spill_dir) as tmp:
+            buckets = _Buckets(Path(tmp), path.stat().st_size)
+            with buckets:
+                scan = _Scan(path, fmt, operation, domain, repository)
+                scan.run(buckets.add)
+            buckets.replay(planner, scan)
+    if scan.problems:
+        problems = sorted(scan.problems, key=lambda p: p.line or 0)[:MAX_ERRORS]
+        raise problems[0] if scan.invalid == 1 else ManifestInvalid(problems, scan.invalid)
     return ManifestSummary(
         path=str(path),
         manifest_format=fmt,
@@ -223,7 +219,6 @@ def scan_manifest(
         revisions_pinned=planner.pinned,
         domain=scan.expected["domain"],
         repository=scan.expected["repository"],
-        chunk_list=chunk_list,
     )
 
 
