@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from store_factories import FACTORIES, StoreMaker
 
 from bulkops.errors import JournalBusy, NotAJournal, Refused
 from bulkops.journal.store import JournalStore
-from store_factories import FACTORIES, StoreMaker
 
 HEADER = b'{"type":"header"}\n'
 
