@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from bulkops.emulator import QuotaConfig, run_emulator
-from bulkops.engine.engine import Stats
+from bulkops.engine.types import Stats
 from bulkops.jobs import progress
 from bulkops.journal.journal import LocalFileStore
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest
@@ -254,7 +254,7 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
 
     from bulkops.aws.session import AwsSettings
     from bulkops.emulator.threaded import emulator_thread
-    from bulkops.engine.engine import EngineSettings
+    from bulkops.engine.types import EngineSettings
     from bulkops.errors import JournalFull
     from bulkops.jobs.start import header_for, prepare, run_new, run_resume
     from bulkops.jobs.supervisor import supervise

@@ -12,12 +12,13 @@ from typing import Any
 import anyio
 import pytest
 
-from bulkops.errors import ChunkListCorrupt, UsageError
+from bulkops.errors import ChunkListCorrupt, ManifestError, UsageError
 from bulkops.journal.chunklist import CHUNKS, ChunkList, ChunkListWriter, read_chunks
 from bulkops.journal.local import LocalFileStore
-from bulkops.manifest import scan as manifest
+from bulkops.manifest import chunking
 from bulkops.manifest.estimate import estimate, shard_of
-from bulkops.manifest.scan import ManifestInvalid, scan_manifest, write_manifest
+from bulkops.manifest.files import write_manifest
+from bulkops.manifest.scan import ManifestInvalid, scan_manifest
 from bulkops.model import Chunk, Operation, PackageRef, Target, chunk_id
 
 DISPOSE = Operation.DISPOSE
@@ -134,7 +135,7 @@ def test_a_grouped_manifest_is_read_once_and_a_scattered_one_spills_by_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spills: list[int] = []
-    real = manifest._Buckets
+    real = chunking.Buckets
 
     class Spy(real):  # type: ignore[misc,valid-type]
         def __init__(self, folder: Path, manifest_bytes: int) -> None:
@@ -146,7 +147,7 @@ def test_a_grouped_manifest_is_read_once_and_a_scattered_one_spills_by_package(
             assert modes == {0o600}, modes  # spilled rows are job state
             super().replay(planner, scan)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(manifest, "_Buckets", Spy)
+    monkeypatch.setattr(chunking, "Buckets", Spy)
     grouped = plan(tmp_path, versions_of(WEB, 150) + versions_of(CORE, 150))
     assert spills == []
     assert [(c.ref, len(c.versions)) for c in grouped] == [
@@ -172,7 +173,7 @@ def test_a_scattered_manifest_still_reports_duplicates_and_conflicts_by_line(
     ]
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(manifest.ManifestError, match=r":4: field .revision.*also on line 1"):
+    with pytest.raises(ManifestError, match=r":4: field .revision.*also on line 1"):
         scan_into(LocalFileStore(tmp_path / "j"), path, operation=DISPOSE)
     assert not list(tmp_path.glob("*.chunks*")) and not list(tmp_path.glob(".*"))
     del rows[3]

@@ -9,7 +9,7 @@ import pytest
 
 from bulkops.aws.session import AwsSettings
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from bulkops.engine.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.engine.types import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import Refused
 from bulkops.jobs.guarded import run_guarded
 from bulkops.jobs.rails import Breaker, Rails, canary_verdict, check_caps

@@ -272,7 +272,7 @@ def test_failed_only_csv_is_a_manifest_of_exactly_the_failed_versions(tmp_path: 
         == ("format", "namespace", "package", "version", "revision")
     )
     assert rows[1:] == [["npm", "scope", "a", "4", ""], ["pypi", "", "b", "8", ""]]
-    manifest = pytest.importorskip("bulkops.manifest.scan")
+    manifest = pytest.importorskip("bulkops.manifest.files")
     path = tmp_path / "failed.csv"
     path.write_text(text)
     targets = list(manifest.read_targets(path, operation=Operation.DELETE))
@@ -297,7 +297,7 @@ def test_failed_only_manifest_keeps_the_revisions_the_job_pinned(tmp_path: Path)
         ["npm", "scope", "a", "2", "r2"],
         ["npm", "scope", "a", "3", "r3"],
     ]
-    manifest = pytest.importorskip("bulkops.manifest.scan")
+    manifest = pytest.importorskip("bulkops.manifest.files")
     path = tmp_path / "failed.csv"
     path.write_text(text)
     targets = list(manifest.read_targets(path, operation=Operation.DISPOSE))

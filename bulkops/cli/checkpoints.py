@@ -19,7 +19,7 @@ from bulkops.cli.options import (
     with_options,
 )
 from bulkops.cli.runs import checkpoint_header, resume
-from bulkops.engine.engine import RunResult, Stats
+from bulkops.engine.types import RunResult, Stats
 from bulkops.errors import EXIT_USAGE, BulkopsError
 from bulkops.journal.location import open_store
 from bulkops.report.merge import Totals

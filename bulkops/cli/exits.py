@@ -21,7 +21,7 @@ import click
 import structlog
 
 from bulkops import log as logsetup
-from bulkops.engine.engine import RunResult
+from bulkops.engine.types import RunResult
 from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PERMANENT_FAILURES
 from bulkops.jobs.guarded import tripped_message
 from bulkops.journal.location import open_store

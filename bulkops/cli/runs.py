@@ -21,7 +21,8 @@ from bulkops.jobs.supervisor import Start, supervise
 from bulkops.journal.journal import JournalHeader, read_header
 from bulkops.journal.location import open_store
 from bulkops.manifest.estimate import Estimate, estimate
-from bulkops.manifest.scan import ManifestSummary, file_sha256
+from bulkops.manifest.files import file_sha256
+from bulkops.manifest.scan import ManifestSummary
 from bulkops.model import JobSpec, Operation
 
 log = structlog.get_logger("bulkops.cli")

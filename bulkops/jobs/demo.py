@@ -31,7 +31,7 @@ import structlog
 
 from bulkops.aws.session import AwsSettings
 from bulkops.emulator import FaultConfig, QuotaConfig, RunningEmulator, run_emulator
-from bulkops.engine.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.engine.types import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.jobs.progress import ProgressMode, show_progress
 from bulkops.jobs.start import header_for, prepare, run_new
 from bulkops.journal.location import open_store

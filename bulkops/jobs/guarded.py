@@ -26,14 +26,8 @@ import click
 import structlog
 
 from bulkops.aws.session import AwsSettings
-from bulkops.engine.engine import (
-    Engine,
-    EngineSettings,
-    RunResult,
-    Stats,
-    StopSignal,
-    WorkItem,
-)
+from bulkops.engine.engine import Engine
+from bulkops.engine.types import EngineSettings, RunResult, Stats, StopSignal, WorkItem
 from bulkops.jobs.rails import (
     Breaker,
     Rails,

@@ -46,7 +46,7 @@ import click
 import structlog
 
 from bulkops.aws.session import AwsSettings
-from bulkops.engine.engine import EngineSettings, RunResult
+from bulkops.engine.types import EngineSettings, RunResult
 from bulkops.errors import (
     EXIT_OK,
     EXIT_PERMANENT_FAILURES,

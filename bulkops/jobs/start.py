@@ -48,7 +48,8 @@ from bulkops.journal.journal import (
 from bulkops.journal.location import open_store
 from bulkops.journal.store import JournalStore
 from bulkops.log import redact_text
-from bulkops.manifest.scan import ManifestSummary, file_sha256, scan_manifest, spool_stdin
+from bulkops.manifest.files import file_sha256, spool_stdin
+from bulkops.manifest.scan import ManifestSummary, scan_manifest
 from bulkops.model import JobSpec, Operation
 from bulkops.registry import Location, Registry
 

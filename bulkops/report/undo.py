@@ -29,7 +29,7 @@ from bulkops.errors import UsageError
 from bulkops.journal.location import open_store
 from bulkops.journal.records import JournalHeader, read_header
 from bulkops.journal.store import JournalStore
-from bulkops.manifest.scan import detect_format, file_sha256
+from bulkops.manifest.files import detect_format, file_sha256
 from bulkops.model import Operation
 from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED
 from bulkops.report.stream import packages_of
