@@ -1,4 +1,4 @@
-"""Where a job is kept: locations made into stores, the local files of a job, a journal in memory."""
+"""Where a job is kept: locations made into stores, a local job's files, a journal in memory."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ import anyio.to_thread
 from bulkops.errors import JournalBusy, NotAJournal, Refused
 from bulkops.journal.atomic import PrivateFile, fsync_dir, make_private_dir
 
-_READ_BATCH = 1 << 16  # bytes of lines read per worker-thread call (memory stays flat)
+_READ_BATCH = 1 << 18  # bytes of lines read per worker-thread call (memory stays flat)
 
 
 class LocalObjectWriter:

@@ -234,11 +234,9 @@ class RecordReader:
             raise JournalCorrupt(where, 1, "missing header: the journal's first line is torn")
 
 
-async def iter_records(store: JournalStore) -> AsyncGenerator[dict[str, Any], None]:
+def iter_records(store: JournalStore) -> AsyncGenerator[dict[str, Any], None]:
     """Every intact record, header first; a torn last line is skipped, other damage raises."""
-    async with aclosing(RecordReader(store).__aiter__()) as records:
-        async for record in records:
-            yield record
+    return RecordReader(store).__aiter__()
 
 
 async def read_header(store: JournalStore) -> JournalHeader:
