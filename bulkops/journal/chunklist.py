@@ -22,6 +22,7 @@ import shutil
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import anyio.to_thread
 import orjson
@@ -121,41 +122,40 @@ async def read_chunks(store: JournalStore, name: str, sha256: str) -> AsyncGener
     hashing runs in a worker thread, a megabyte at a time.
     """
     where = store.locate(name)
-    if await _digest(store, name, where) != sha256:
+    first = hashlib.sha256()
+    try:
+        async with closing_iter(_hashed(store, name, first)) as lines:
+            async for _ in lines:
+                pass
+    except OSError as exc:
+        raise ChunkListCorrupt(
+            f"the job's chunk list {where} cannot be read: {exc.strerror or exc}"
+        ) from exc
+    if first.hexdigest() != sha256:
         raise ChunkListCorrupt(f"the job's chunk list {where} changed since the job started")
-    sha, batch, size = hashlib.sha256(), list[bytes](), 0
-    async with closing_iter(store.lines(name)) as lines:
+    again = hashlib.sha256()
+    async with closing_iter(_hashed(store, name, again)) as lines:
         number = 0
         async for line in lines:
             number += 1
-            batch.append(line)
-            size += len(line)
-            if size >= _HASH_BATCH:
-                await anyio.to_thread.run_sync(sha.update, b"".join(batch))
-                batch, size = [], 0
             try:
                 fmt, namespace, package, versions, revisions = orjson.loads(line)
             except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
                 raise ChunkListCorrupt(f"{where}:{number}: not a chunk ({exc})") from exc
             yield Chunk.build(PackageRef(fmt, namespace, package), tuple(versions), revisions)
-    sha.update(b"".join(batch))
-    if sha.hexdigest() != sha256:
+    if again.hexdigest() != sha256:
         raise ChunkListCorrupt(f"the job's chunk list {where} changed while it was read")
 
 
-async def _digest(store: JournalStore, name: str, where: str) -> str:
-    sha, batch, size = hashlib.sha256(), list[bytes](), 0
-    try:
-        async with closing_iter(store.lines(name)) as lines:
-            async for line in lines:
-                batch.append(line)
-                size += len(line)
-                if size >= _HASH_BATCH:
-                    await anyio.to_thread.run_sync(sha.update, b"".join(batch))
-                    batch, size = [], 0
-    except OSError as exc:
-        raise ChunkListCorrupt(
-            f"the job's chunk list {where} cannot be read: {exc.strerror or exc}"
-        ) from exc
+async def _hashed(store: JournalStore, name: str, sha: Any) -> AsyncGenerator[bytes, None]:
+    """The lines of `name`, each fed to `sha` by the end (in a worker thread, in batches)."""
+    batch, size = list[bytes](), 0
+    async with closing_iter(store.lines(name)) as lines:
+        async for line in lines:
+            batch.append(line)
+            size += len(line)
+            if size >= _HASH_BATCH:
+                await anyio.to_thread.run_sync(sha.update, b"".join(batch))
+                batch, size = [], 0
+            yield line
     await anyio.to_thread.run_sync(sha.update, b"".join(batch))
-    return sha.hexdigest()
