@@ -17,11 +17,13 @@ import anyio
 
 from bulkops import log as logsetup
 from bulkops.aws.session import AwsSettings, open_codeartifact
-from bulkops.engine.engine import Engine, EngineSettings, Stats, StopSignal
+from bulkops.engine.engine import Engine
+from bulkops.engine.types import EngineSettings, Stats, StopSignal
 from bulkops.errors import CallFailed, Throttled
 from bulkops.jobs.job import Job
 from bulkops.jobs.start import header_for, prepare, run_new, run_resume, work_items
-from bulkops.journal.journal import Journal, LocalFileStore, create_journal, recover
+from bulkops.journal.journal import Journal, create_journal, recover
+from bulkops.journal.location import open_store
 from bulkops.model import (
     CallResult,
     Chunk,
@@ -135,7 +137,7 @@ async def resume_bulkops(
     checkpoint = Path(spec.manifest)
     settings, aws = _settings(spec)
     started = time.perf_counter()
-    state = recover(LocalFileStore(checkpoint))
+    state = await recover(open_store(checkpoint))
     rec.extra["recover_s"] = time.perf_counter() - started
     rec.ready(announce)
     stats = Stats()
@@ -163,7 +165,7 @@ async def run_bulkops(
     )
     workdir = Path(spec.workdir)
     checkpoint = workdir / f"{spec.client}.journal"
-    prepared = prepare(
+    prepared = await prepare(
         job, spec.manifest, manifest_format="jsonl", spool_dir=workdir, checkpoint=checkpoint
     )
     settings, aws = _settings(spec)
@@ -178,7 +180,7 @@ async def run_bulkops(
         else:
             header = header_for(prepared)
             stats.versions_total, stats.chunks_total = header.versions, header.chunks
-            journal = await create_journal(LocalFileStore(checkpoint), header)
+            journal = await create_journal(open_store(checkpoint), header)
             timed = TimedJournal(journal)
             async with journal, open_codeartifact(aws) as registry:
                 engine = Engine(
@@ -192,7 +194,7 @@ async def run_bulkops(
                 rec.ready(announce)
                 if spec.deadline:
                     tg.start_soon(_stop_after, stop, spec.deadline)
-                await engine.run(work_items(header, checkpoint, None, stats))
+                await engine.run(work_items(header, journal.store, None, stats))
             rec.extra["journal"] = timed.summary(header.chunks)
             rec.extra["rate_final"] = engine.scope.rate
             rec.extra["rate_cuts"] = engine.scope.cuts

@@ -23,7 +23,8 @@ from typing import Any
 
 import anyio
 
-from bulkops.journal.journal import JournalHeader, LocalFileStore, create_journal, recover
+from bulkops.journal.journal import JournalHeader, create_journal, recover
+from bulkops.journal.location import open_store
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 from bulkops.report.render import REPORT_FORMATS, render
 
@@ -34,7 +35,7 @@ async def write_journal(path: Path, chunks: int, versions: int, partial: float) 
         spec, packages=chunks // 10, versions=chunks * versions, chunks=chunks
     )
     every = max(int(1 / partial), 1) if partial else 0
-    async with await create_journal(LocalFileStore(path), header) as journal:
+    async with await create_journal(open_store(path), header) as journal:
         for start in range(0, chunks, 100):
             batch = []
             for i in range(start, min(start + 100, chunks)):
@@ -86,13 +87,14 @@ def main() -> None:
         total = args.chunks * args.versions
         took = time.perf_counter() - started
         print(f"journal        {took:7.2f} s   {size / 1e6:.1f} MB, {total:,} versions")
-        store = LocalFileStore(path)
-        measure("recover", lambda: recover(store))
+        store = open_store(path)
+        measure("recover", lambda: anyio.run(recover, store))
         # Reports go to /dev/null: a StringIO would count the whole output as report memory.
         with open(os.devnull, "w") as out:
             for fmt in REPORT_FORMATS:
-                measure(f"report {fmt}", partial(render, store, fmt, out))
-            measure("failed-only csv", partial(render, store, "csv", out, failed_only=True))
+                measure(f"report {fmt}", partial(anyio.run, render, store, fmt, out))
+            failed_only = partial(render, store, "csv", out, failed_only=True)
+            measure("failed-only csv", partial(anyio.run, failed_only))
 
 
 if __name__ == "__main__":

@@ -118,25 +118,33 @@ def overhead(
 def manifest_cost(manifest: Path, folder: Path) -> dict[str, Any]:
     """CPU seconds of a job's manifest work: the validating scan that writes the chunk
     list, then reading the chunk list back as the run does."""
-    from bulkops.journal.chunklist import read_chunks
+    import anyio
+
+    from bulkops.journal.chunklist import CHUNKS, ChunkListWriter, read_chunks
+    from bulkops.journal.location import open_store
     from bulkops.manifest.scan import scan_manifest
     from bulkops.model import Operation
 
-    out = folder / "manifest-cost.chunks"
+    store = open_store(folder / "manifest-cost")
     started = time.process_time()
+    writer = ChunkListWriter(store)
     summary = scan_manifest(
         manifest,
         operation=Operation.SET_STATUS,
         manifest_format="jsonl",
         domain="acme",
         repository="main",
-        chunks_to=out,
+        chunks_to=writer,
     )
+    written = anyio.run(writer.commit)
     scanned = time.process_time()
-    assert summary.chunk_list is not None
-    chunks = sum(1 for _ in read_chunks(out, summary.chunk_list.sha256))
+
+    async def count() -> int:
+        return sum([1 async for _ in read_chunks(store, CHUNKS, written.sha256)])
+
+    chunks = anyio.run(count)
     read = time.process_time()
-    out.unlink()
+    anyio.run(store.delete, CHUNKS)
     return {
         "rows": summary.rows,
         "chunks": chunks,
@@ -150,7 +158,8 @@ def journal_cost(path: Path, chunks: int, batch: int, versions: int = 100) -> di
     as the API answers), `batch` records per write (one fsync each), timed per tenth."""
     import anyio
 
-    from bulkops.journal.journal import JournalHeader, LocalFileStore, create_journal
+    from bulkops.journal.journal import JournalHeader, create_journal
+    from bulkops.journal.location import open_store
     from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 
     spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived")
@@ -159,7 +168,7 @@ def journal_cost(path: Path, chunks: int, batch: int, versions: int = 100) -> di
 
     async def write() -> None:
         header = JournalHeader.new(spec, versions=chunks * versions, chunks=chunks)
-        async with await create_journal(LocalFileStore(path), header) as journal:
+        async with await create_journal(open_store(path), header) as journal:
             for start in range(0, chunks, batch):
                 outcomes = []
                 for i in range(start, min(start + batch, chunks)):

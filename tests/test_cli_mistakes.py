@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -14,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from bulkops.emulator import QuotaConfig, run_emulator
-from bulkops.engine.engine import Stats
+from bulkops.engine.types import Stats
 from bulkops.jobs import progress
 from bulkops.journal.journal import LocalFileStore
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest
@@ -203,7 +204,7 @@ async def test_a_checkpoint_held_by_a_live_run_exits_75_naming_the_holder(
         job = ["dispose", *JOB, "--manifest", manifest, "--checkpoint", cp]
         assert (await bulkops(emu, *job, "--execute")).code == 0
         holder = LocalFileStore(cp)
-        holder.open()  # another run, alive, holds the lock
+        await holder.acquire()  # another run, alive, holds the lock
         try:
             for args in (["resume", cp], [*job, "--execute", "--resume-existing"]):
                 run = await bulkops(emu, *args)
@@ -211,7 +212,7 @@ async def test_a_checkpoint_held_by_a_live_run_exits_75_naming_the_holder(
                 assert f"in use by another bulkops run (pid {os.getpid()} on host " in run.stderr
                 assert f"host {socket.gethostname()}, since 20" in run.stderr
         finally:
-            holder.close()
+            await holder.release()
         assert (await bulkops(emu, "resume", cp)).code == 0
 
 
@@ -269,12 +270,12 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
 
     from bulkops.aws.session import AwsSettings
     from bulkops.emulator.threaded import emulator_thread
-    from bulkops.engine.engine import EngineSettings
+    from bulkops.engine.types import EngineSettings
     from bulkops.errors import JournalFull
     from bulkops.jobs.job import Job
     from bulkops.jobs.start import header_for, prepare, run_new, run_resume
     from bulkops.jobs.supervisor import supervise
-    from bulkops.journal import store as journal_store
+    from bulkops.journal import local as journal_store
     from bulkops.model import JobSpec, Operation
 
     with emulator_thread(generate=(4, 20), quotas=QuotaConfig.off()) as emu:
@@ -283,8 +284,8 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
         cp = tmp_path / "cp.journal"
         spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived",
                        chunk_size=5)  # fmt: skip
-        prepared = prepare(spec, str(manifest), manifest_format=None, spool_dir=tmp_path,
-                           checkpoint=cp)  # fmt: skip
+        prepared = anyio.run(partial(prepare, spec, str(manifest), manifest_format=None,
+                                     spool_dir=tmp_path, checkpoint=cp))  # fmt: skip
         header = header_for(prepared)
         aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
         settings = EngineSettings(concurrency=2, rate=1000, seed=1, commit_window=0)
@@ -319,7 +320,7 @@ def test_a_full_disk_before_any_call_is_a_clear_error_naming_the_chunk_list(
 
     from bulkops.errors import UsageError
     from bulkops.jobs.start import prepare
-    from bulkops.journal import chunklist
+    from bulkops.journal import atomic
     from bulkops.model import JobSpec, Operation, PackageRef
 
     rows = rows_for([(PackageRef("npm", None, f"p{i}"), "1.0.0") for i in range(50)])
@@ -329,12 +330,13 @@ def test_a_full_disk_before_any_call_is_a_clear_error_naming_the_chunk_list(
     def full(fd: int, data: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(chunklist.os, "write", full)
+    monkeypatch.setattr(atomic.os, "write", full)
     spec = JobSpec(Operation.DISPOSE, "acme", "main")
     with pytest.raises(
         UsageError,
         match=r"no space left to write the chunk list .*cp.journal.chunks: it needs more than",
     ) as e:
-        prepare(spec, str(manifest), manifest_format=None, spool_dir=tmp_path, checkpoint=cp)
+        anyio.run(partial(prepare, spec, str(manifest), manifest_format=None,
+                          spool_dir=tmp_path, checkpoint=cp))  # fmt: skip
     assert e.value.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]  # nothing left behind

@@ -7,7 +7,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from bulkops.engine.concurrency import ConcurrencyTuning, Controller, Gate, carried_rate
-from bulkops.engine.engine import Engine, EngineSettings, Stats, WorkItem
+from bulkops.engine.engine import Engine
+from bulkops.engine.types import EngineSettings, Stats, WorkItem
 from bulkops.jobs.progress import Meter, Once, bar_fields
 from bulkops.model import Chunk, JobSpec, Operation, PackageRef
 from tests.fakes import FakeRegistry, MemoryJournal

@@ -13,7 +13,7 @@ import pytest
 
 from bulkops.cli.config import default_map, load_job_file
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from bulkops.manifest.scan import read_targets
+from bulkops.manifest.files import read_targets
 from bulkops.model import Operation
 from tests.cli_support import Run, cli_env
 from tests.test_readme import example_lines

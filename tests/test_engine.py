@@ -7,8 +7,9 @@ from typing import Any
 import anyio
 import pytest
 
-from bulkops.engine.engine import Engine, EngineSettings, StopSignal, WorkItem
+from bulkops.engine.engine import Engine
 from bulkops.engine.limits import RetryPolicy
+from bulkops.engine.types import EngineSettings, StopSignal, WorkItem
 from bulkops.errors import AccessDenied, Conflict, ServerError, Throttled
 from bulkops.model import CANCELLED_IN_FLIGHT, Chunk, ChunkOutcome, JobSpec, Operation, PackageRef
 from tests.fakes import FakeRegistry, MemoryJournal

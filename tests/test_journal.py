@@ -85,7 +85,7 @@ async def test_records_round_trip_exactly_as_written(tmp_path: Path) -> None:
     async with await create_journal(LocalFileStore(path), h) as journal:
         await journal.write([(PARTIAL, False)])
         await journal.event("run_stopped", reason="signal")
-    records = list(iter_records(LocalFileStore(path)))
+    records = [r async for r in iter_records(LocalFileStore(path))]
     assert [r["type"] for r in records] == ["header", "chunk", "event"]
     assert JournalHeader.from_dict(records[0]) == h
     assert records[0]["spec"] == SPEC.to_dict()
@@ -98,7 +98,7 @@ async def test_records_round_trip_exactly_as_written(tmp_path: Path) -> None:
     assert "deletedPackage" not in chunk
     assert records[2]["kind"] == "run_stopped"
     assert records[2]["data"] == {"reason": "signal"}
-    assert read_header(LocalFileStore(path)) == h
+    assert (await read_header(LocalFileStore(path))) == h
 
 
 @pytest.mark.asyncio
@@ -119,7 +119,7 @@ async def test_delete_packages_records_carry_the_deleted_package(tmp_path: Path)
     summary = {"format": "npm", "namespace": "scope", "package": "left-pad"}
     done = ChunkOutcome("c1", REF, 1, deleted_package=summary, package_done=True)
     await journal_with(path, [(done, True)])
-    record = list(iter_records(LocalFileStore(path)))[1]
+    record = [r async for r in iter_records(LocalFileStore(path))][1]
     assert (record["deletedPackage"], record["packageDone"]) == (summary, True)
 
 
@@ -138,7 +138,7 @@ async def test_pinned_revisions_are_kept_only_for_versions_not_done(tmp_path: Pa
     every = outcome(2, error={"errorCode": "X", "errorMessage": ""}, revisions=pins)
     finished = outcome(3, successful=ok(*CHUNK.versions))
     await journal_with(path, [(settled, False), (every, False), (finished, True)])
-    records = list(iter_records(LocalFileStore(path)))
+    records = [r async for r in iter_records(LocalFileStore(path))]
     assert records[1]["revisions"] == {v: pins[v] for v in ("1.0.2", "1.0.3", "1.0.4")}
     assert records[2]["revisions"] == pins
     assert "revisions" not in records[3]
@@ -222,7 +222,7 @@ async def test_write_returns_after_one_fsync_of_the_whole_batch_off_the_loop(
     await journal.event("run_started")
     assert len(seen) == 2
     await journal.close()
-    assert len(recover(LocalFileStore(path)).complete) == 5
+    assert len((await recover(LocalFileStore(path))).complete) == 5
 
 
 @pytest.mark.asyncio
@@ -282,7 +282,7 @@ async def test_recover_keeps_complete_chunks_and_final_versions_of_unfinished_on
         [(settled, False)],
         [(gave_up, False)],
     )
-    state = recover(LocalFileStore(path))
+    state = await recover(LocalFileStore(path))
     assert state.is_complete(other.id) and not state.is_complete(CHUNK.id)
     # 1.0.0/1.0.1 succeeded, 1.0.2 failed for good, 1.0.3 was already absent: only 1.0.4 is left
     assert state.pending_versions(CHUNK) == ("1.0.4",)
@@ -300,7 +300,7 @@ async def test_pending_versions_of_an_unseen_or_errored_chunk_are_all_in_chunk_o
 ) -> None:
     path = tmp_path / "j"
     await journal_with(path, [(outcome(1, error={"errorCode": "X", "errorMessage": ""}), False)])
-    state = recover(LocalFileStore(path))
+    state = await recover(LocalFileStore(path))
     assert state.pending_versions(CHUNK) == CHUNK.versions
     assert state.pending_versions(Chunk.build(REF, ("9.9.9",))) == ("9.9.9",)
 
@@ -318,7 +318,7 @@ async def test_a_resumed_run_continues_attempt_numbering_and_completes_the_chunk
         assert pending == ("1.0.3", "1.0.4")
         attempt = state.last_attempt(CHUNK.id) + 1
         await journal.write([(outcome(attempt, successful=ok(*pending)), True)])
-    state = recover(LocalFileStore(path))
+    state = await recover(LocalFileStore(path))
     assert state.is_complete(CHUNK.id)
     assert state.pending_versions(CHUNK) == ()
     assert state.last_attempt(CHUNK.id) == 2
@@ -345,11 +345,11 @@ async def test_torn_last_record_is_dropped_and_cut_away_on_reopen(
     intact = b"".join(lines[:-1])
     path.write_bytes(intact + tear(lines[-1]))
 
-    state = recover(LocalFileStore(path))
+    state = await recover(LocalFileStore(path))
     assert (state.torn_line, state.valid_size) == (3, len(intact))
     assert not state.is_complete(CHUNK.id)
     assert state.pending_versions(CHUNK) == ("1.0.3", "1.0.4")
-    assert len(list(iter_records(LocalFileStore(path)))) == 2
+    assert len([r async for r in iter_records(LocalFileStore(path))]) == 2
 
     async with open_journal(LocalFileStore(path)) as (journal, reopened):
         assert reopened.torn_line == 3
@@ -359,7 +359,7 @@ async def test_torn_last_record_is_dropped_and_cut_away_on_reopen(
     assert all(line.endswith(b"\n") for line in lines)
     records = [json.loads(line) for line in lines]
     assert [r.get("kind") for r in records[2:]] == ["torn_tail_dropped", None]
-    assert recover(LocalFileStore(path)).is_complete(CHUNK.id)
+    assert (await recover(LocalFileStore(path))).is_complete(CHUNK.id)
 
 
 @pytest.mark.asyncio
@@ -370,7 +370,7 @@ async def test_damage_in_the_middle_raises_naming_the_line(tmp_path: Path) -> No
     lines[2] = lines[2][:30] + b"\n"
     path.write_bytes(b"".join(lines))
     with pytest.raises(JournalCorrupt, match="corrupt at line 3") as caught:
-        recover(LocalFileStore(path))
+        (await recover(LocalFileStore(path)))
     assert (caught.value.path, caught.value.line) == (str(path), 3)
     with pytest.raises(JournalCorrupt):
         async with open_journal(LocalFileStore(path)):
@@ -397,7 +397,7 @@ async def test_records_of_the_wrong_shape_raise(
     with path.open("ab") as f:
         f.write((json.dumps(record) + "\n").encode())
     with pytest.raises(JournalCorrupt, match=reason) as caught:
-        recover(LocalFileStore(path))
+        (await recover(LocalFileStore(path)))
     assert caught.value.line == 2
 
 
@@ -405,7 +405,7 @@ def test_a_journal_whose_header_is_torn_is_corrupt_at_line_1(tmp_path: Path) -> 
     path = tmp_path / "j"
     path.write_bytes(b'{"type":"head')
     with pytest.raises(JournalCorrupt, match="missing header") as caught:
-        recover(LocalFileStore(path))
+        anyio.run(recover, LocalFileStore(path))
     assert caught.value.line == 1
 
 
@@ -425,7 +425,7 @@ def test_a_file_that_is_no_journal_is_a_usage_error_saying_so(
     path = tmp_path / "j"
     path.write_bytes(content)
     with pytest.raises(NotAJournal, match=reason) as caught:
-        recover(LocalFileStore(path))
+        anyio.run(recover, LocalFileStore(path))
     assert caught.value.exit_code == 2
     assert "is not a bulkops journal" in str(caught.value)
 
@@ -434,7 +434,7 @@ def test_an_unknown_format_version_raises(tmp_path: Path) -> None:
     path = tmp_path / "j"
     path.write_bytes(encode({"type": "header", **header().to_dict(), "formatVersion": 99}))
     with pytest.raises(JournalCorrupt, match="unknown format version 99"):
-        recover(LocalFileStore(path))
+        anyio.run(recover, LocalFileStore(path))
 
 
 WRITER = """
@@ -470,7 +470,7 @@ def test_a_journal_killed_mid_write_recovers_and_appends_cleanly(tmp_path: Path)
         child.wait()
         if child.stdout is not None:
             child.stdout.close()
-    state = recover(LocalFileStore(path))
+    state = anyio.run(recover, LocalFileStore(path))
     assert state.attempts >= 10 * 20
     size = path.stat().st_size
     assert state.valid_size == size if state.torn_line is None else state.valid_size < size
@@ -484,14 +484,14 @@ def test_a_journal_killed_mid_write_recovers_and_appends_cleanly(tmp_path: Path)
     assert data.endswith(b"\n")
     records = [json.loads(line) for line in data.splitlines()]  # every line intact
     assert records[-1]["kind"] == "run_resumed"
-    assert recover(LocalFileStore(path)).attempts == state.attempts
+    assert anyio.run(recover, LocalFileStore(path)).attempts == state.attempts
 
 
 def test_recover_memory_follows_chunks_not_versions(tmp_path: Path) -> None:
     """1,000 complete chunks of 100 versions: recovery holds ids, never the versions."""
     path = tmp_path / "j"
     store = LocalFileStore(path)
-    store.create(encode({"type": "header", **header().to_dict()}))
+    anyio.run(store.create, encode({"type": "header", **header().to_dict()}))
     revision = {"revision": "r" * 40, "status": "Deleted"}
     for i in range(10):
         batch = b"".join(
@@ -512,12 +512,12 @@ def test_recover_memory_follows_chunks_not_versions(tmp_path: Path) -> None:
             )
             for c in range(100)
         )
-        store.append(batch)
-    store.close()
+        anyio.run(store.append, batch)
+    anyio.run(store.release)
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        state = recover(LocalFileStore(path))
+        state = anyio.run(recover, LocalFileStore(path))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -13,16 +13,14 @@ from typing import Literal
 import pytest
 
 from bulkops.errors import ManifestError, UsageError
-from bulkops.manifest.scan import (
-    MAX_ERRORS,
-    ManifestInvalid,
+from bulkops.manifest.files import (
     detect_format,
     file_sha256,
     read_targets,
-    scan_manifest,
     spool_stdin,
     write_manifest,
 )
+from bulkops.manifest.scan import MAX_ERRORS, ManifestInvalid, scan_manifest
 from bulkops.model import Operation, PackageRef, Target
 
 DISPOSE = Operation.DISPOSE

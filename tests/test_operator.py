@@ -152,7 +152,7 @@ def test_tracebacks_are_redacted_from_our_logs_and_stdlib_ones(fmt: logsetup.Log
 
 def test_a_fatal_error_message_is_redacted_where_it_is_printed(tmp_path: Path) -> None:
     from bulkops.cli.exits import finish
-    from bulkops.engine.engine import RunResult, Stats
+    from bulkops.engine.types import RunResult, Stats
     from bulkops.errors import AccessDenied
     from bulkops.journal.journal import JournalHeader, LocalFileStore, create_journal
     from bulkops.model import JobSpec, Operation

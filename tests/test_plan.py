@@ -1,4 +1,4 @@
-"""Chunking: boundaries, interleaving, stable ids, the chunk list and estimates."""
+"""Chunking: boundaries, interleaving, stable ids, the chunk list, shards and estimates."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
-from bulkops.errors import ChunkListCorrupt, UsageError
-from bulkops.journal.chunklist import ChunkListWriter, read_chunks
-from bulkops.manifest import scan as manifest
+from bulkops.errors import ChunkListCorrupt, ManifestError, UsageError
+from bulkops.journal.chunklist import CHUNKS, ChunkList, ChunkListWriter, read_chunks
+from bulkops.journal.local import LocalFileStore
 from bulkops.manifest.estimate import estimate
-from bulkops.manifest.scan import ManifestInvalid, scan_manifest, write_manifest
+from bulkops.manifest.files import write_manifest
+from bulkops.manifest.scan import ManifestInvalid, scan_manifest
 from bulkops.model import Chunk, Operation, PackageRef, Target, chunk_id
 
 DISPOSE = Operation.DISPOSE
@@ -40,12 +43,32 @@ def plan(
     buf = io.StringIO()
     write_manifest(targets, buf, "jsonl")
     path.write_text(buf.getvalue())
-    out = tmp_path / folder / "job.chunks"
-    summary = scan_manifest(path, operation=operation, chunk_size=chunk_size, chunks_to=out)
-    assert summary.chunk_list is not None
-    got = list(read_chunks(out, summary.chunk_list.sha256))
-    assert summary.chunks == summary.chunk_list.chunks == len(got)
+    store = LocalFileStore(tmp_path / folder / "job")
+    summary, written = scan_into(store, path, operation=operation, chunk_size=chunk_size)
+    got = chunks_of(store, written.sha256)
+    assert summary.chunks == written.chunks == len(got)
     return got
+
+
+def scan_into(store: LocalFileStore, path: Path, **kw: Any) -> tuple[Any, ChunkList]:
+    """Scan a manifest writing its chunk list through `store`, as a run's prepare does."""
+
+    async def scan() -> tuple[Any, ChunkList]:
+        writer = ChunkListWriter(store)
+        try:
+            summary = scan_manifest(path, chunks_to=writer, **kw)
+            return summary, await writer.commit()
+        finally:
+            await writer.abort()
+
+    return anyio.run(scan)
+
+
+def chunks_of(store: LocalFileStore, sha256: str) -> list[Chunk]:
+    async def read() -> list[Chunk]:
+        return [c async for c in read_chunks(store, CHUNKS, sha256)]
+
+    return anyio.run(read)
 
 
 @pytest.mark.parametrize(
@@ -128,8 +151,7 @@ class FileAccess:
         """(reads of `manifest`, spill files written) by scanning it into a chunk list."""
         self.opened = []
         try:
-            chunks = manifest.with_name("job.chunks")
-            scan_manifest(manifest, operation=DISPOSE, chunks_to=chunks)
+            scan_into(LocalFileStore(manifest.with_name("job")), manifest, operation=DISPOSE)
             reads = sum(1 for p, m in self.opened if p == manifest and m == "r")
             spills = {p for p, _ in self.opened if p.parent.name.startswith(".bulkops-spill-")}
         finally:
@@ -177,8 +199,8 @@ def test_a_scattered_manifest_still_reports_duplicates_and_conflicts_by_line(
     ]
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(manifest.ManifestError, match=r":4: field .revision.*also on line 1"):
-        scan_manifest(path, operation=DISPOSE, chunks_to=tmp_path / "j.chunks")
+    with pytest.raises(ManifestError, match=r":4: field .revision.*also on line 1"):
+        scan_into(LocalFileStore(tmp_path / "j"), path, operation=DISPOSE)
     assert not list(tmp_path.glob("*.chunks*")) and not list(tmp_path.glob(".*"))
     del rows[3]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -188,27 +210,32 @@ def test_a_scattered_manifest_still_reports_duplicates_and_conflicts_by_line(
 
 def test_the_chunk_list_is_owner_only_and_refused_once_changed(tmp_path: Path) -> None:
     out = tmp_path / "j.chunks"
-    with ChunkListWriter(out) as writer:
+    store = LocalFileStore(tmp_path / "j")
+
+    async def write() -> ChunkList:
+        writer = ChunkListWriter(store)
         writer.add(WEB, ["1", "2"], {"2": "R2"})
-        written = writer.commit()
+        return await writer.commit()
+
+    written = anyio.run(write)
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    assert written.chunks == 1
-    (chunk,) = read_chunks(out, written.sha256)
+    assert (written.file, written.chunks) == ("j.chunks", 1)
+    (chunk,) = chunks_of(store, written.sha256)
     assert (chunk.ref, chunk.versions, chunk.revisions) == (WEB, ("1", "2"), {"2": "R2"})
     out.write_bytes(out.read_bytes().replace(b'"1"', b'"9"'))
     with pytest.raises(ChunkListCorrupt, match="changed since the job started"):
-        next(read_chunks(out, written.sha256))
+        chunks_of(store, written.sha256)
     with pytest.raises(ChunkListCorrupt, match="cannot be read"):
-        next(read_chunks(tmp_path / "absent.chunks", written.sha256))
+        chunks_of(LocalFileStore(tmp_path / "absent"), written.sha256)
 
 
 def test_an_invalid_manifest_or_chunk_size_leaves_no_chunk_list(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
     path.write_text('{"format":"npm","package":"a","version":"1/2"}\n{"format":"npm"}\n')
     with pytest.raises(ManifestInvalid):
-        scan_manifest(path, operation=DISPOSE, chunks_to=tmp_path / "j.chunks")
+        scan_into(LocalFileStore(tmp_path / "j"), path, operation=DISPOSE)
     with pytest.raises(UsageError, match="chunk size"):
-        scan_manifest(path, operation=DISPOSE, chunk_size=101, chunks_to=tmp_path / "j.chunks")
+        scan_into(LocalFileStore(tmp_path / "j"), path, operation=DISPOSE, chunk_size=101)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]
 
 
@@ -216,10 +243,9 @@ def test_scan_counts_the_chunks_the_run_sends(tmp_path: Path) -> None:
     rows = [{"format": "npm", "package": f"p{i % 3}", "version": f"{i}"} for i in range(460)]
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp_path / "j.chunks"
-    summary = scan_manifest(path, operation=DISPOSE, chunk_size=50, chunks_to=out)
-    assert summary.chunk_list is not None
-    got = list(read_chunks(out, summary.chunk_list.sha256))
+    store = LocalFileStore(tmp_path / "j")
+    summary, written = scan_into(store, path, operation=DISPOSE, chunk_size=50)
+    got = chunks_of(store, written.sha256)
     assert summary.chunks == len(got) == 3 * 4  # 154/153/153 versions each: 4 chunks of ≤50
     assert sum(len(c.versions) for c in got) == summary.versions == 460
     estimated = estimate(summary, rate=4.0)

@@ -9,7 +9,7 @@ import pytest
 
 from bulkops.aws.session import AwsSettings
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from bulkops.engine.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.engine.types import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import Refused
 from bulkops.jobs.guarded import run_guarded
 from bulkops.jobs.job import Job
@@ -37,23 +37,23 @@ async def run(
 ) -> RunResult:
     manifest = write_manifest(tmp_path / "m.jsonl", rows)
     checkpoint = tmp_path / "cp.journal"
-    prepared = prepare(
+    prepared = await prepare(
         job, str(manifest), manifest_format=None, spool_dir=tmp_path, checkpoint=checkpoint
     )
     header = header_for(prepared)
     stats = Stats()
     settings = EngineSettings(concurrency=concurrency, rate=1000, seed=1)
     aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
-    items = work_items(header, checkpoint, None, stats)
+    items = work_items(header, LocalFileStore(checkpoint), None, stats)
     run = Job(job, checkpoint, settings, aws, rails)
     return await run_guarded(run, header, items, StopSignal(), stats, prepared.summary)
 
 
-def tripped_events(journal: Path) -> list[tuple[str, str]]:
+async def tripped_events(journal: Path) -> list[tuple[str, str]]:
     """(rail, reason) of the journal's `rails_tripped` events."""
     return [
         (r["data"]["rail"], r["data"]["reason"])
-        for r in iter_records(LocalFileStore(journal))
+        async for r in iter_records(LocalFileStore(journal))
         if r.get("type") == "event" and r.get("kind") == "rails_tripped"
     ]
 
@@ -145,7 +145,7 @@ async def test_the_breaker_stops_a_run_whose_first_chunks_mostly_fail(tmp_path: 
         assert result.tripped
         assert writes(emu) < 10  # of 13 chunks: the watched 3, and those already on their way
         assert all(emu.versions("main")[k].status == "Published" for k in real)
-        assert tripped_events(tmp_path / "cp.journal") == [("breaker", result.stopped)]
+        assert await tripped_events(tmp_path / "cp.journal") == [("breaker", result.stopped)]
 
 
 @pytest.mark.asyncio
@@ -172,7 +172,7 @@ async def test_a_failing_canary_chunk_stops_the_run_after_one_call(tmp_path: Pat
         assert result.stopped.startswith("canary: 10 versions of the first chunk failed")
         assert "MISMATCHED_REVISION" in result.stopped
         assert result.tripped
-        assert tripped_events(tmp_path / "cp.journal") == [("canary", result.stopped)]
+        assert await tripped_events(tmp_path / "cp.journal") == [("canary", result.stopped)]
         assert writes(emu) == 1
         assert all(v.status == "Published" for v in emu.versions("main").values())
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from bulkops.journal.journal import JournalHeader, LocalFileStore
@@ -203,15 +205,15 @@ def test_delete_packages_report_deleted_already_absent_and_pending() -> None:
 
 def journal_file(tmp_path: Path, records: list[Record]) -> LocalFileStore:
     store = LocalFileStore(tmp_path / "job.journal")
-    store.create(encode(records[0]))
-    store.append(b"".join(encode(r) for r in records[1:]))
-    store.close()
+    anyio.run(store.create, encode(records[0]))
+    anyio.run(store.append, b"".join(encode(r) for r in records[1:]))
+    anyio.run(store.release)
     return LocalFileStore(store.path)
 
 
 def rendered(store: LocalFileStore, fmt: Any, failed_only: bool = False) -> str:
     out = io.StringIO()
-    render(store, fmt, out, failed_only=failed_only)
+    anyio.run(partial(render, store, fmt, out, failed_only=failed_only))
     return out.getvalue()
 
 
@@ -270,7 +272,7 @@ def test_failed_only_csv_is_a_manifest_of_exactly_the_failed_versions(tmp_path: 
         == ("format", "namespace", "package", "version", "revision")
     )
     assert rows[1:] == [["npm", "scope", "a", "4", ""], ["pypi", "", "b", "8", ""]]
-    manifest = pytest.importorskip("bulkops.manifest.scan")
+    manifest = pytest.importorskip("bulkops.manifest.files")
     path = tmp_path / "failed.csv"
     path.write_text(text)
     targets = list(manifest.read_targets(path, operation=Operation.DELETE))
@@ -295,7 +297,7 @@ def test_failed_only_manifest_keeps_the_revisions_the_job_pinned(tmp_path: Path)
         ["npm", "scope", "a", "2", "r2"],
         ["npm", "scope", "a", "3", "r3"],
     ]
-    manifest = pytest.importorskip("bulkops.manifest.scan")
+    manifest = pytest.importorskip("bulkops.manifest.files")
     path = tmp_path / "failed.csv"
     path.write_text(text)
     targets = list(manifest.read_targets(path, operation=Operation.DISPOSE))
@@ -310,7 +312,7 @@ def test_table_summarises_totals_codes_and_worst_packages(tmp_path: Path) -> Non
 
 
 def test_render_returns_the_totals_for_the_exit_code(tmp_path: Path) -> None:
-    totals = render(journal_file(tmp_path, HISTORY), "jsonl", io.StringIO())
+    totals = anyio.run(render, journal_file(tmp_path, HISTORY), "jsonl", io.StringIO())
     assert totals.has_permanent_failures and totals.not_started == 1
 
 
@@ -319,9 +321,10 @@ class GrowingStore(LocalFileStore):
 
     reads = 0
 
-    def read(self) -> Iterator[bytes]:
+    async def read(self) -> AsyncIterator[bytes]:  # type: ignore[override]
         self.reads += 1
-        yield from super().read()
+        async for line in super().read():
+            yield line
         if self.reads > 1:
             yield encode(rec(A, 9, True, successful=ok("99")))
 
@@ -329,7 +332,7 @@ class GrowingStore(LocalFileStore):
 def test_records_appended_during_a_report_are_left_out_of_it(tmp_path: Path) -> None:
     store = journal_file(tmp_path, HISTORY)
     out = io.StringIO()
-    render(GrowingStore(store.path), "jsonl", out)
+    anyio.run(render, GrowingStore(store.path), "jsonl", out)
     packages = [json.loads(x)["package"] for x in out.getvalue().splitlines()]
     assert packages == ["a", "b"]
     assert "99" not in out.getvalue()
@@ -337,7 +340,7 @@ def test_records_appended_during_a_report_are_left_out_of_it(tmp_path: Path) -> 
 
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown report format"):
-        render(journal_file(tmp_path, HISTORY), "xml", io.StringIO())  # type: ignore[arg-type]
+        anyio.run(render, journal_file(tmp_path, HISTORY), "xml", io.StringIO())
 
 
 def test_chunks_of_a_package_merge_into_one_report() -> None:
@@ -380,7 +383,7 @@ def test_versions_whose_call_was_cancelled_in_flight_are_may_have_been_applied(
         [header(versions=10), rec(A, retry=("1", "2", "3"), error=cut)],
     )
     out = io.StringIO()
-    totals = render(store, "table", out)
+    totals = anyio.run(render, store, "table", out)
     assert totals.may_have_been_applied == 3
     assert totals.not_started == 7
     assert totals.to_dict()["mayHaveBeenApplied"] == 3

@@ -440,8 +440,8 @@ def test_a_shared_checkpoint_directory_gets_a_warning_naming_it(tmp_path: Path) 
     with capture_logs() as logs:
         for directory in (shared, private):
             store = LocalFileStore(directory / "cp.journal")
-            store.create(b'{"header": true}\n')
-            store.close()
+            anyio.run(store.create, b'{"header": true}\n')
+            anyio.run(store.release)
     warnings = [e for e in logs if e["event"] == "checkpoint_dir_shared"]
     assert len(warnings) == 1
     assert warnings[0]["directory"] == str(shared.resolve())

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio
 import click
 
 from bulkops.cli.exits import fail, run_ending
@@ -17,9 +19,9 @@ from bulkops.cli.options import (
     with_options,
 )
 from bulkops.cli.runs import checkpoint_header, resume
-from bulkops.engine.engine import RunResult, Stats
+from bulkops.engine.types import RunResult, Stats
 from bulkops.errors import EXIT_USAGE, BulkopsError
-from bulkops.journal.journal import LocalFileStore
+from bulkops.journal.location import open_store
 from bulkops.report.merge import Totals
 from bulkops.report.render import REPORT_FORMATS, render
 from bulkops.report.undo import make_undo, undo_lines
@@ -79,15 +81,17 @@ Examples:
 )
 def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool, exit_code: bool) -> None:
     """Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes."""
-    store = LocalFileStore(checkpoint)
-    if not store.exists():
+    store = open_store(checkpoint)
+    if not anyio.run(store.exists, backend="asyncio"):
         fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
     try:
         if undo:
-            for line in undo_lines(checkpoint, make_undo(checkpoint)):
+            plan = anyio.run(make_undo, checkpoint, backend="asyncio")
+            for line in undo_lines(checkpoint, plan):
                 click.echo(line)
             return
-        totals = render(store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
+        job = partial(render, store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
+        totals = anyio.run(job, backend="asyncio")
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     if exit_code:

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
+import anyio
 import click
 import structlog
 
 from bulkops import log as logsetup
-from bulkops.engine.engine import RunResult
+from bulkops.engine.types import RunResult
 from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PERMANENT_FAILURES
 from bulkops.jobs.guarded import tripped_message
-from bulkops.journal.journal import LocalFileStore
+from bulkops.journal.location import open_store
 from bulkops.log import redact_text
 from bulkops.report.merge import Totals
 from bulkops.report.render import render
@@ -173,7 +174,7 @@ def closing_summary(
 def finish(checkpoint: Path, result: RunResult, output: Output = "text") -> int:
     """Print the job's report summary and choose the exit code for the whole job."""
     out = sys.stdout if output == "text" else io.StringIO()
-    totals = render(LocalFileStore(checkpoint), "table", out)
+    totals = anyio.run(render, open_store(checkpoint), "table", out, backend="asyncio")
     stats = result.stats
     ending = run_ending(result, totals, checkpoint, f"bulkops resume {checkpoint}")
     log.info(

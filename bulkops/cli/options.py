@@ -13,8 +13,8 @@ from bulkops.aws.session import AwsSettings
 from bulkops.cli.concurrency import concurrency_options
 from bulkops.cli.config import default_map, load_job_file
 from bulkops.cli.exits import fail
-from bulkops.engine.engine import EngineSettings
 from bulkops.engine.limits import RetryPolicy
+from bulkops.engine.types import EngineSettings
 from bulkops.errors import EXIT_USAGE, BulkopsError
 from bulkops.jobs.start import CHECKPOINT_DIR
 from bulkops.model import MAX_CHUNK_SIZE

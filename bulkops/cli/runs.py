@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,9 +20,11 @@ from bulkops.jobs.guarded import check_job_caps, run_new_guarded
 from bulkops.jobs.job import Job
 from bulkops.jobs.start import check_target, default_checkpoint, header_for, prepare, run_resume
 from bulkops.jobs.supervisor import Start, supervise
-from bulkops.journal.journal import JournalHeader, LocalFileStore, read_header
+from bulkops.journal.journal import JournalHeader, read_header
+from bulkops.journal.location import open_store
 from bulkops.manifest.estimate import Estimate, estimate
-from bulkops.manifest.scan import ManifestSummary, file_sha256
+from bulkops.manifest.files import file_sha256
+from bulkops.manifest.scan import ManifestSummary
 from bulkops.model import JobSpec, Operation
 
 log = structlog.get_logger("bulkops.cli")
@@ -42,12 +45,16 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     if not kw["execute"]:
         _dry_run(kw, spec)
     try:
-        prepared = prepare(
-            spec,
-            kw["manifest"],
-            manifest_format=kw["manifest_format"],
-            spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
-            checkpoint=checkpoint,
+        prepared = anyio.run(
+            partial(
+                prepare,
+                spec,
+                kw["manifest"],
+                manifest_format=kw["manifest_format"],
+                spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
+                checkpoint=checkpoint,
+            ),
+            backend="asyncio",
         )
     except NothingToDo as exc:
         nothing_to_do(exc, kw)
@@ -58,7 +65,8 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     try:
         check_job_caps(rails_from(kw), spec, prepared.summary)
     except BulkopsError as exc:
-        prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
+        spooled = kw["manifest"] == "-"  # no journal: nothing will resume it
+        anyio.run(partial(prepared.discard, spooled=spooled), backend="asyncio")
         fail(str(exc), exc.exit_code)
     job = job_from(kw, spec, checkpoint)
     header = header_for(prepared)
@@ -71,8 +79,15 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     """Validate and plan without --execute: the caps refuse as they would, nothing is kept."""
     with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
         try:
-            prepared = prepare(
-                spec, kw["manifest"], manifest_format=kw["manifest_format"], spool_dir=Path(spool)
+            prepared = anyio.run(
+                partial(
+                    prepare,
+                    spec,
+                    kw["manifest"],
+                    manifest_format=kw["manifest_format"],
+                    spool_dir=Path(spool),
+                ),
+                backend="asyncio",
             )
             if kw.get("output") == "json":
                 _warn_duplicates(prepared.summary)
@@ -160,11 +175,11 @@ def _check_same_manifest(checkpoint: Path, header: JournalHeader, manifest: str)
 
 def checkpoint_header(checkpoint: Path) -> JournalHeader:
     """The header of the job a checkpoint holds; a missing or unreadable one ends the command."""
-    store = LocalFileStore(checkpoint)
-    if not store.exists():
+    store = open_store(checkpoint)
+    if not anyio.run(store.exists, backend="asyncio"):
         fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
     try:
-        return read_header(store)
+        return anyio.run(read_header, store, backend="asyncio")
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
 

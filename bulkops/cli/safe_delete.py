@@ -12,6 +12,7 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -21,7 +22,7 @@ import structlog
 
 from bulkops.cli.exits import closing_summary, fail, notify, plural, print_json, run_ending
 from bulkops.cli.job import job_from
-from bulkops.engine.engine import RunResult
+from bulkops.engine.types import RunResult
 from bulkops.errors import (
     EXIT_OK,
     EXIT_PERMANENT_FAILURES,
@@ -40,7 +41,7 @@ from bulkops.jobs.safe_delete import (
     write_phase2_manifest,
 )
 from bulkops.jobs.start import CHECKPOINT_DIR, Prepared, check_target, default_checkpoint, prepare
-from bulkops.journal.journal import LocalFileStore
+from bulkops.journal.location import open_store
 from bulkops.model import JobSpec
 from bulkops.report.merge import Totals
 from bulkops.report.render import render
@@ -65,7 +66,8 @@ def again_command(kw: dict[str, Any], checkpoint: Path) -> str:
 def _settle(result: RunResult, checkpoint: Path, again: str, kw: dict[str, Any]) -> Totals | int:
     """The phase's totals if it finished, else the exit code the command ends with."""
     json_out = kw.get("output") == "json"
-    totals = render(LocalFileStore(checkpoint), "table", io.StringIO() if json_out else sys.stdout)
+    out = io.StringIO() if json_out else sys.stdout
+    totals = anyio.run(render, open_store(checkpoint), "table", out, backend="asyncio")
     ending = run_ending(result, totals, checkpoint, again)
     if json_out:
         print_json(closing_summary(checkpoint, result, totals, ending))
@@ -117,13 +119,16 @@ def _run(kw: dict[str, Any], spec: JobSpec) -> int:
             prepared.manifest.unlink(missing_ok=True)
         check_same_safe_delete(phase1, first_job.spec, prepared.summary.sha256)
     if checkpoint.exists():
-        done = render(LocalFileStore(phase1), "table", io.StringIO()) if phase1.exists() else None
+        done = None
+        if phase1.exists():
+            store = open_store(phase1)
+            done = anyio.run(render, store, "table", io.StringIO(), backend="asyncio")
         return _phase2(second_job, None, kw, again, done)
     result = run_phase(first_job, None if phase1.exists() else prepared)
     first = _settle(result, phase1, again, kw)
     if isinstance(first, int):
         return first
-    n = write_phase2_manifest(phase1, manifest2)
+    n = anyio.run(write_phase2_manifest, phase1, checkpoint, backend="asyncio")
     notify(
         "phase1_done",
         f"phase 1 archived {n} versions; phase 2 deletes them: {manifest2}",
@@ -143,12 +148,16 @@ def _plan(
     With `checkpoint`, phase 1's chunk list is written beside it (see `job.prepare`).
     """
     archive_spec = first.spec
-    prepared = prepare(
-        archive_spec,
-        kw["manifest"],
-        manifest_format=kw["manifest_format"],
-        spool_dir=spool_dir,
-        checkpoint=checkpoint,
+    prepared = anyio.run(
+        partial(
+            prepare,
+            archive_spec,
+            kw["manifest"],
+            manifest_format=kw["manifest_format"],
+            spool_dir=spool_dir,
+            checkpoint=checkpoint,
+        ),
+        backend="asyncio",
     )
     s = prepared.summary
     try:
@@ -180,7 +189,8 @@ def _plan(
             )
         check_job_caps(first.rails, archive_spec, s)
     except Refused:
-        prepared.discard(spooled=kw["manifest"] == "-")  # no journal: nothing will resume it
+        spooled = kw["manifest"] == "-"  # no journal: nothing will resume it
+        anyio.run(partial(prepared.discard, spooled=spooled), backend="asyncio")
         raise
     return prepared
 
@@ -192,12 +202,16 @@ def _phase2(
     if manifest2 is None:  # resuming phase 2: its journal names its manifest
         result = run_phase(job, None)
     else:
-        prepared = prepare(
-            job.spec,
-            str(manifest2),
-            manifest_format="jsonl",
-            spool_dir=checkpoint.parent,
-            checkpoint=checkpoint,
+        prepared = anyio.run(
+            partial(
+                prepare,
+                job.spec,
+                str(manifest2),
+                manifest_format="jsonl",
+                spool_dir=checkpoint.parent,
+                checkpoint=checkpoint,
+            ),
+            backend="asyncio",
         )
         result = run_phase(job, prepared)
     second = _settle(result, checkpoint, again, kw)

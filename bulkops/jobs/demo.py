@@ -27,7 +27,7 @@ import structlog
 
 from bulkops.aws.session import AwsSettings
 from bulkops.emulator import FaultConfig, QuotaConfig, RunningEmulator, run_emulator
-from bulkops.engine.engine import EngineSettings, RunResult, Stats, StopSignal
+from bulkops.engine.types import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.jobs.demo_steps import (
     DemoStep,
     Key,
@@ -39,10 +39,11 @@ from bulkops.jobs.demo_steps import (
 from bulkops.jobs.job import Job
 from bulkops.jobs.progress import ProgressMode, show_progress
 from bulkops.jobs.start import header_for, prepare, run_new
-from bulkops.journal.journal import LocalFileStore, iter_records
+from bulkops.journal.location import open_store
 from bulkops.model import Operation
-from bulkops.report.merge import DONE_OUTCOMES, last_records, merge
+from bulkops.report.merge import DONE_OUTCOMES
 from bulkops.report.render import render
+from bulkops.report.stream import last_records_of, packages_of
 
 log = structlog.get_logger("bulkops.jobs.demo")
 
@@ -75,7 +76,7 @@ async def _run_step(
     _write_manifest(manifest, rows)
     replay = workdir / "replay" / f"{name}.journal"  # beside, not over, the demo's journal
     say(f"$ {step_command(step.spec, manifest, replay)}")
-    prepared = prepare(
+    prepared = await prepare(
         step.spec, str(manifest), manifest_format="jsonl", spool_dir=workdir, checkpoint=checkpoint
     )
     header = header_for(prepared)
@@ -97,19 +98,16 @@ async def _run_step(
         )
         tg.cancel_scope.cancel()
     took = time.monotonic() - started
-    render(LocalFileStore(checkpoint), "table", out)
+    await render(open_store(checkpoint), "table", out)
     say(
         f"{stats.calls} calls in {took:.1f}s ({stats.calls / took:.1f}/s), "
         f"{stats.throttled} throttled, {stats.retries} retried; checkpoint {checkpoint}"
     )
-    return (
-        result.fatal is None
-        and result.stopped is None
-        and _agrees(step, emu, checkpoint, rows, out)
-    )
+    agrees = await _agrees(step, emu, checkpoint, rows, out)
+    return result.fatal is None and result.stopped is None and agrees
 
 
-def _agrees(
+async def _agrees(
     step: DemoStep,
     emu: RunningEmulator,
     checkpoint: Path,
@@ -118,12 +116,12 @@ def _agrees(
 ) -> bool:
     """Compare the journal's report with the emulator's ground truth, version by version."""
     say = partial(print, file=out, flush=True)
-    store = LocalFileStore(checkpoint)
-    last, _ = last_records(iter_records(store))
+    store = open_store(checkpoint)
+    _, last, count = await last_records_of(store)
     truth = emu.versions(step.repository)
     source = emu.versions("main")
     done = failed = mismatched = 0
-    for pkg in merge(iter_records(store), last):
+    async for pkg in packages_of(store, last, count):
         for version, (outcome, *_rest) in pkg.versions.items():
             view = truth.get((pkg.ref, version))
             if outcome in DONE_OUTCOMES:

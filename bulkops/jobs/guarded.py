@@ -17,19 +17,14 @@ has decided.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import structlog
 
-from bulkops.engine.engine import (
-    Engine,
-    RunResult,
-    Stats,
-    StopSignal,
-    WorkItem,
-)
+from bulkops.engine.engine import Engine
+from bulkops.engine.types import RunResult, Stats, StopSignal, WorkItem
 from bulkops.jobs.job import Job
 from bulkops.jobs.rails import (
     Breaker,
@@ -48,6 +43,7 @@ from bulkops.jobs.start import (
     work_items,
 )
 from bulkops.journal.journal import Journal, JournalHeader
+from bulkops.journal.location import open_store
 from bulkops.manifest.scan import ManifestSummary
 from bulkops.model import Chunk, ChunkOutcome, JobSpec, PackageRef
 from bulkops.registry import Catalog, Location
@@ -85,11 +81,14 @@ async def check_job_keep_min(
         return
     spec = header.spec
 
-    def chunks() -> Iterator[Chunk]:
-        return (item.chunk for item in work_items(header, checkpoint, None, Stats()))
+    store = open_store(checkpoint)
+
+    async def chunks() -> AsyncIterator[Chunk]:
+        async for item in work_items(header, store, None, Stats()):
+            yield item.chunk
 
     planned: dict[PackageRef, int] = {}
-    for chunk in chunks():
+    async for chunk in chunks():
         planned[chunk.ref] = planned.get(chunk.ref, 0) + len(chunk.versions)
     counted = kept_statuses(spec)
     suspects: dict[PackageRef, set[str]] = {}  # live versions of packages that may fall short
@@ -107,7 +106,7 @@ async def check_job_keep_min(
     removes = {ref: len(live) for ref, live in suspects.items()}
     if spec.operation.per_version and suspects:
         removes = dict.fromkeys(suspects, 0)
-        for chunk in chunks():
+        async for chunk in chunks():
             if (live := suspects.get(chunk.ref)) is not None:
                 removes[chunk.ref] += sum(v in live for v in chunk.versions)
     shortfalls = [Shortfall(r, has[r], n) for r, n in removes.items() if has[r] - n < keep_min]
@@ -144,7 +143,7 @@ class _Watched:
 async def run_guarded(
     job: Job,
     header: JournalHeader,
-    items: Iterator[WorkItem],
+    items: AsyncIterator[WorkItem],
     stop: StopSignal,
     stats: Stats,
     summary: ManifestSummary,
@@ -173,7 +172,7 @@ async def run_guarded(
         )
         writer = _Watched(journal, stop, breaker, header.chunks)
         result: RunResult | None = None
-        if rails.canary and (first := next(items, None)) is not None:
+        if rails.canary and (first := await anext(items, None)) is not None:
             writer.recording = True
             alone = replace(settings, concurrency=1)
             result = await Engine(spec, registry, writer, alone, stats=stats, stop=stop).run(
@@ -203,7 +202,7 @@ async def run_new_guarded(
     """`run_new` behind `job.rails`; exactly `run_new` when every rail is off."""
     if job.rails == Rails():
         return await run_new(job, header, stop, stats)
-    items = work_items(header, job.checkpoint, None, stats)
+    items = work_items(header, open_store(job.checkpoint), None, stats)
     return await run_guarded(job, header, items, stop, stats, prepared.summary)
 
 

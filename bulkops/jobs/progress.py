@@ -16,7 +16,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from bulkops.engine.engine import Stats
+from bulkops.engine.types import Stats
 
 ProgressMode = Literal["auto", "bar", "log", "off"]
 log = structlog.get_logger("bulkops.jobs.progress")

@@ -30,20 +30,23 @@ and `bulkops report C.archive.journal --undo` restores them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
 
-from bulkops.engine.engine import RunResult
+import anyio
+
+from bulkops.engine.types import RunResult
 from bulkops.errors import ManifestChanged
 from bulkops.jobs.guarded import run_new_guarded
 from bulkops.jobs.job import Job
 from bulkops.jobs.start import Prepared, header_for, run_resume
 from bulkops.jobs.supervisor import supervise
-from bulkops.journal.atomic import replace_private
-from bulkops.journal.journal import LocalFileStore, iter_records, read_header
+from bulkops.journal.location import open_store
+from bulkops.journal.records import read_header
 from bulkops.model import JobSpec, Operation
-from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED, merge
+from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED
+from bulkops.report.stream import packages_of
 
 
 def phase_paths(checkpoint: Path) -> tuple[Path, Path]:
@@ -69,7 +72,7 @@ def phase_jobs(job: Job) -> tuple[Job, Job]:
 
 def check_same_safe_delete(phase1: Path, archive: JobSpec, manifest_sha256: str) -> None:
     """Refuse to go on with a phase 1 journal of another manifest or other options."""
-    header = read_header(LocalFileStore(phase1))
+    header = anyio.run(read_header, open_store(phase1), backend="asyncio")
     same = replace(header.spec, chunk_size=archive.chunk_size) == archive
     if header.manifest_sha256 != manifest_sha256 or not same:  # chunk size: the first run's
         raise ManifestChanged(
@@ -78,30 +81,33 @@ def check_same_safe_delete(phase1: Path, archive: JobSpec, manifest_sha256: str)
         )
 
 
-def write_phase2_manifest(phase1: Path, out: Path) -> int:
-    """The versions phase 1 archived, as a manifest (no revisions: delete takes none)."""
+async def write_phase2_manifest(phase1: Path, checkpoint: Path) -> int:
+    """The versions phase 1 archived, as a manifest (no revisions: delete takes none),
+    written through phase 2's store as its "delete.jsonl" (see `phase_paths`)."""
     n = 0
-
-    def lines() -> Iterator[str]:
-        nonlocal n
-        for pkg in merge(iter_records(LocalFileStore(phase1))):
-            ref = pkg.ref.to_dict()
-            for version in sorted(
-                [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]
-            ):
-                row = {k: v for k, v in ref.items() if v is not None}
-                row["version"] = version
-                n += 1
-                yield json.dumps(row, separators=(",", ":")) + "\n"
-
-    replace_private(out, lines())
+    out = open_store(checkpoint).writer("delete.jsonl")
+    try:
+        async with aclosing(packages_of(open_store(phase1))) as packages:
+            async for pkg in packages:
+                ref = pkg.ref.to_dict()
+                for version in sorted(
+                    [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]
+                ):
+                    row = {k: v for k, v in ref.items() if v is not None}
+                    row["version"] = version
+                    n += 1
+                    out.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+        await out.commit()
+    finally:
+        await out.abort()
     return n
 
 
 def run_phase(job: Job, prepared: Prepared | None) -> RunResult:
     """One phase under supervision: resumed from its journal, or started from `prepared`."""
     if prepared is None:  # the journal says what the job is (its chunk size: the first run's)
-        resumed = replace(job, spec=read_header(LocalFileStore(job.checkpoint)).spec)
+        header = anyio.run(read_header, open_store(job.checkpoint), backend="asyncio")
+        resumed = replace(job, spec=header.spec)
         return supervise(lambda stop, stats: run_resume(resumed, stop, stats), job.supervision)
     header = header_for(prepared)
     return supervise(

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import gc
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import structlog
 
 from bulkops.aws.adapter import AwsRegistry
 from bulkops.aws.session import AwsSettings, open_codeartifact
 from bulkops.aws.shapes import violation
-from bulkops.engine.engine import (
-    Engine,
+from bulkops.engine.engine import Engine
+from bulkops.engine.limits import AdaptiveRate, RetryPolicy
+from bulkops.engine.retry import CallRunner, GaveUp
+from bulkops.engine.types import (
     EngineSettings,
     OutcomeWriter,
     RunResult,
@@ -26,8 +29,6 @@ from bulkops.engine.engine import (
     StopSignal,
     WorkItem,
 )
-from bulkops.engine.limits import AdaptiveRate, RetryPolicy
-from bulkops.engine.retry import CallRunner, GaveUp
 from bulkops.errors import (
     ChunkListCorrupt,
     ManifestChanged,
@@ -38,18 +39,20 @@ from bulkops.errors import (
     UsageError,
 )
 from bulkops.jobs.job import Job
-from bulkops.journal.chunklist import chunk_list_path, read_chunks
+from bulkops.journal.chunklist import CHUNKS, ChunkListWriter, read_chunks
 from bulkops.journal.journal import (
     Journal,
     JournalHeader,
     JournalState,
-    LocalFileStore,
     create_journal,
     open_journal,
     read_header,
 )
+from bulkops.journal.location import open_store
+from bulkops.journal.store import JournalStore
 from bulkops.log import redact_text
-from bulkops.manifest.scan import ManifestSummary, file_sha256, scan_manifest, spool_stdin
+from bulkops.manifest.files import file_sha256, spool_stdin
+from bulkops.manifest.scan import ManifestSummary, scan_manifest
 from bulkops.model import JobSpec, Operation
 from bulkops.registry import Location, Registry
 
@@ -72,13 +75,15 @@ class Prepared:
     summary: ManifestSummary
     manifest: Path
 
-    def discard(self, *, spooled: bool) -> None:
+    checkpoint: Path | None = None
+
+    async def discard(self, *, spooled: bool) -> None:
         """Remove what preparing wrote, for a job refused before its journal exists:
         the chunk list, and the manifest too when it is a spooled stdin."""
-        if self.summary.chunk_list is not None:
-            self.summary.chunk_list.path.unlink(missing_ok=True)
+        if self.summary.chunk_list is not None and self.checkpoint is not None:
+            await open_store(self.checkpoint).delete(CHUNKS)
         if spooled:
-            self.manifest.unlink(missing_ok=True)
+            await anyio.to_thread.run_sync(partial(self.manifest.unlink, missing_ok=True))
 
 
 def check_spec(spec: JobSpec) -> None:
@@ -96,7 +101,7 @@ def check_spec(spec: JobSpec) -> None:
             raise UsageError(f"{option} {why}")
 
 
-def prepare(
+async def prepare(
     spec: JobSpec,
     manifest: str,
     *,
@@ -106,34 +111,50 @@ def prepare(
 ) -> Prepared:
     """Validate the job and its manifest; stdin (`-`) is first spooled into `spool_dir`.
 
-    With `checkpoint` (a run, not a dry run), the job's chunk list is written beside it.
+    With `checkpoint` (a run, not a dry run), the job's chunk list is written through its
+    store. Reading, hashing and writing run in a worker thread.
     """
     check_spec(spec)
-    if manifest == "-":
-        spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = spool_stdin(spool_dir / f"stdin-{secrets.token_hex(4)}.manifest")
-    else:
-        path = Path(manifest)
-        if not path.is_file():
-            raise UsageError(f"manifest {manifest} does not exist or is not a file")
-    summary = scan_manifest(
-        path,
-        operation=spec.operation,
-        manifest_format=manifest_format,
-        domain=spec.domain,
-        repository=spec.repository,
-        chunk_size=spec.chunk_size,
-        chunks_to=None if checkpoint is None else chunk_list_path(checkpoint),
-    )
-    prepared = Prepared(spec, summary, path.resolve())
+    path = await anyio.to_thread.run_sync(_manifest_file, manifest, spool_dir)
+    writer = None if checkpoint is None else ChunkListWriter(open_store(checkpoint))
+    try:
+        summary = await anyio.to_thread.run_sync(
+            partial(
+                scan_manifest,
+                path,
+                operation=spec.operation,
+                manifest_format=manifest_format,
+                domain=spec.domain,
+                repository=spec.repository,
+                chunk_size=spec.chunk_size,
+                chunks_to=writer,
+            )
+        )
+        if writer is not None:
+            summary = replace(summary, chunk_list=await writer.commit())
+    finally:
+        if writer is not None:
+            await writer.abort()
+    prepared = Prepared(spec, summary, path, checkpoint)
     if summary.targets == 0:
-        prepared.discard(spooled=manifest == "-")
+        await prepared.discard(spooled=manifest == "-")
         unit = "versions" if spec.operation.per_version else "packages"
         raise NothingToDo(
             f"Nothing to do: manifest {manifest} names no {unit}. Nothing was sent, "
             "no checkpoint was written."
         )
     return prepared
+
+
+def _manifest_file(manifest: str, spool_dir: Path) -> Path:
+    """The manifest's file: stdin (`-`) is first spooled into `spool_dir`."""
+    if manifest == "-":
+        spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return spool_stdin(spool_dir / f"stdin-{secrets.token_hex(4)}.manifest").resolve()
+    path = Path(manifest)
+    if not path.is_file():
+        raise UsageError(f"manifest {manifest} does not exist or is not a file")
+    return path.resolve()
 
 
 # Four tries, paced like the engine's reads, within a minute: a check that cannot get an
@@ -198,12 +219,12 @@ def header_for(prepared: Prepared) -> JournalHeader:
         packages=s.packages,
         versions=s.versions or s.packages,
         chunks=s.chunks,
-        chunk_list=s.chunk_list.path.name,
+        chunk_list=s.chunk_list.file,
         chunk_list_sha256=s.chunk_list.sha256,
     )
 
 
-def check_manifest(header: JournalHeader) -> None:
+async def check_manifest(header: JournalHeader) -> None:
     """Refuse to go on with a job whose manifest changed since the job started.
 
     The chunks come from the job's chunk list, checked by its own digest: that list is
@@ -211,10 +232,10 @@ def check_manifest(header: JournalHeader) -> None:
     disk, a spooled stdin) does not stop a resume. One still there must be unchanged.
     """
     path = Path(header.manifest_path or "")
-    if not header.manifest_path or not path.is_file():
+    if not header.manifest_path or not await anyio.to_thread.run_sync(path.is_file):
         log.info("manifest_not_read", manifest=str(path), note="the chunk list is the input")
         return
-    digest = file_sha256(path)
+    digest = await anyio.to_thread.run_sync(file_sha256, path)  # off the loop: EFS is slow
     if digest != header.manifest_sha256:
         raise ManifestChanged(
             f"manifest {path} changed since the job started "
@@ -223,15 +244,14 @@ def check_manifest(header: JournalHeader) -> None:
         )
 
 
-def work_items(
-    header: JournalHeader, checkpoint: Path, state: JournalState | None, stats: Stats
-) -> Iterator[WorkItem]:
+async def work_items(
+    header: JournalHeader, store: JournalStore, state: JournalState | None, stats: Stats
+) -> AsyncIterator[WorkItem]:
     """The chunks still to send, read from the job's chunk list; done ones are counted, not sent."""
     spec = header.spec
     if header.chunk_list is None or header.chunk_list_sha256 is None:
-        raise ChunkListCorrupt(f"the journal {checkpoint} names no chunk list to run")
-    chunks = read_chunks(checkpoint.with_name(header.chunk_list), header.chunk_list_sha256)
-    for chunk in chunks:
+        raise ChunkListCorrupt(f"the journal {store.describe()} names no chunk list to run")
+    async for chunk in read_chunks(store, CHUNKS, header.chunk_list_sha256):
         if state is None:
             yield WorkItem(chunk)
             continue
@@ -251,7 +271,7 @@ def work_items(
 async def run_new(job: Job, header: JournalHeader, stop: StopSignal, stats: Stats) -> RunResult:
     """Create the journal holding `header` (see `header_for`) and run the job from the start."""
     async with new_journal(job, header) as (registry, journal):
-        items = work_items(header, job.checkpoint, None, stats)
+        items = work_items(header, journal.store, None, stats)
         return await run_engine(journal, registry, items, job.settings, stop, stats)
 
 
@@ -274,31 +294,29 @@ async def new_journal(
             await check_repositories(registry, header.spec)
             if preflight is not None:
                 await preflight(registry)
-            async with await create_journal(LocalFileStore(checkpoint), header) as journal:
+            async with await create_journal(open_store(checkpoint), header) as journal:
                 # said once the journal exists: a job refused before it leaves no checkpoint
                 log.info("checkpoint_created", checkpoint=str(checkpoint))
                 yield registry, journal
     except BaseException:
-        _drop_unjournaled_chunk_list(checkpoint, header)
+        with anyio.CancelScope(shield=True):
+            store = open_store(checkpoint)
+            if header.chunk_list is not None and not await store.exists():
+                await store.delete(CHUNKS)
         raise
-
-
-def _drop_unjournaled_chunk_list(checkpoint: Path, header: JournalHeader) -> None:
-    if not checkpoint.exists() and header.chunk_list is not None:
-        checkpoint.with_name(header.chunk_list).unlink(missing_ok=True)
 
 
 async def run_resume(job: Job, stop: StopSignal, stats: Stats) -> RunResult:
     """Continue the job of `job.checkpoint` from its journal alone, sending only what is not
     yet done, under `job`'s settings (its spec must be the journal's)."""
     checkpoint = job.checkpoint
-    store = LocalFileStore(checkpoint)
-    if not store.exists():
+    store = open_store(checkpoint)
+    if not await store.exists():
         raise UsageError(f"checkpoint {checkpoint} does not exist")
-    header = read_header(store)
+    header = await read_header(store)
     if header.spec != job.spec:
         raise Refused(f"checkpoint {checkpoint} now holds another job; resume it on its own")
-    check_manifest(header)
+    await check_manifest(header)
     settings = job.settings
     async with open_codeartifact(job.aws, inputs_checked=True) as registry:
         await check_repositories(registry, header.spec)
@@ -309,14 +327,14 @@ async def run_resume(job: Job, stop: StopSignal, stats: Stats) -> RunResult:
                 records=state.records,
                 torn_line=state.torn_line,
             )
-            items = work_items(header, checkpoint, state, stats)
+            items = work_items(header, store, state, stats)
             return await run_engine(journal, registry, items, settings, stop, stats, resumed=True)
 
 
 async def run_engine(
     journal: Journal,
     registry: Registry,
-    items: Iterable[WorkItem],
+    items: AsyncIterable[WorkItem],
     settings: EngineSettings,
     stop: StopSignal,
     stats: Stats,

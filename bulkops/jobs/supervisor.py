@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import structlog
 
-from bulkops.engine.engine import RunResult, Stats, StopSignal
+from bulkops.engine.types import RunResult, Stats, StopSignal
 from bulkops.errors import first_error
 from bulkops.jobs.job import Supervision
 from bulkops.jobs.progress import show_progress

@@ -1,7 +1,9 @@
 """A job's durable state: its records, the store Protocol and its stores, the chunk list.
 
-Owns: the journal's record format and recovery, the `JournalStore` Protocol (async and
-object-shaped, so an object store can implement it), the local file store, the chunk list
-and the one atomic owner-only write. May import: `bulkops.errors`, `bulkops.model`,
+Owns: the journal's record format and recovery (`records`, `journal`), the `JournalStore`
+Protocol (`store`: async and object-shaped, so an object store can implement it), the
+local file store (`local`), the in-memory store (`memory`), `open_store` (`location`: the
+one place a store is made from a location), the chunk list (`chunklist`) and the one
+atomic owner-only write (`atomic`). May import: `bulkops.errors`, `bulkops.model`,
 `bulkops.log`. Nothing here knows about AWS calls, the engine or the CLI.
 """

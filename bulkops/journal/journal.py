@@ -5,31 +5,32 @@ finished chunk attempt and a few events.
 
 Use:
 
-    journal = await create_journal(LocalFileStore(path), JournalHeader.new(spec, ...))
+    journal = await create_journal(open_store(path), JournalHeader.new(spec, ...))
     async with journal:                                   # close() on exit
         await journal.write([(outcome, complete), ...])    # durable on return
     async with open_journal(store) as (journal, state):    # resume: recover, trim torn tail
         state.pending_versions(chunk)
-    recover(store) -> JournalState; iter_records(store) -> Iterator[dict]  # read-only
+    await recover(store) -> JournalState; iter_records(store) -> AsyncIterator[dict]
 
-After a crash only the last line can be torn; it is dropped on reading and cut away when
-the journal is reopened. Damage anywhere else raises `JournalCorrupt`. The journal holds
-the spec and the outcomes only, never credentials.
+After a crash only the last line can be torn; it is dropped on reading and cut away
+(`store.drop_after`) when the journal is reopened. Damage anywhere else raises
+`JournalCorrupt`. The journal holds the spec and the outcomes only, never credentials.
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.to_thread
 
 from bulkops.errors import JournalFull
+from bulkops.journal.local import LocalFileStore
+from bulkops.journal.location import open_store
 from bulkops.journal.records import (
     FORMAT_VERSION,
     JournalHeader,
@@ -40,7 +41,7 @@ from bulkops.journal.records import (
     now,
     read_header,
 )
-from bulkops.journal.store import JournalStore, LocalFileStore
+from bulkops.journal.store import JournalStore
 from bulkops.model import Chunk, ChunkOutcome
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "create_journal",
     "iter_records",
     "open_journal",
+    "open_store",
     "read_header",
     "recover",
 ]
@@ -71,6 +73,7 @@ class JournalState:
     attempts: int = 0  # chunk records
     events: int = 0
     valid_size: int = 0  # bytes of intact records; a torn tail starts here
+    valid_lines: int = 0  # intact records, the header included
     torn_line: int | None = None  # the line dropped as torn, if any
     _final: dict[str, set[str]] = field(default_factory=dict)  # only for unfinished chunks
     _dispatched: set[str] = field(default_factory=set)  # marked sent, not yet complete
@@ -129,14 +132,15 @@ class JournalState:
             self._final.setdefault(cid, set()).update(final)
 
 
-def recover(store: JournalStore) -> JournalState:
+async def recover(store: JournalStore) -> JournalState:
     """Stream the journal into a `JournalState`; memory grows with chunks, not versions."""
     reader = RecordReader(store)
-    records = iter(reader)
-    state = JournalState(JournalHeader.from_dict(next(records)))
-    for record in records:
-        state.apply(record)
+    async with aclosing(reader.__aiter__()) as records:
+        state = JournalState(JournalHeader.from_dict(await anext(records)))
+        async for record in records:
+            state.apply(record)
     state.valid_size, state.torn_line = reader.valid_size, reader.torn_line
+    state.valid_lines = reader.valid_lines
     return state
 
 
@@ -149,6 +153,7 @@ class Journal:
         self._lock = anyio.Lock()  # one append at a time keeps every batch contiguous
         self._closed = False
         self._failed: BaseException | None = None
+        self._last_append = -float("inf")
 
     async def write(
         self, outcomes: Sequence[tuple[ChunkOutcome, bool]], dispatched: Sequence[str] = ()
@@ -174,9 +179,12 @@ class Journal:
             if self._closed or self._failed is not None:
                 why = "closed" if self._failed is None else "broken by a failed write"
                 raise RuntimeError(f"journal {self.store.describe()} is {why}") from self._failed
+            # group commit: a store billed per write wants a pause between appends
+            pause = self._last_append + self.store.commit_interval - anyio.current_time()
+            if pause > 0:
+                await anyio.sleep(pause)
             try:
-                # Not abandoned on cancel: a cancelled caller still waits for the fsync to end.
-                await anyio.to_thread.run_sync(self.store.append, data)
+                await self.store.append(data)
             except Exception as exc:
                 # A half-written record may now end the file and a failed fsync cannot be
                 # retried safely: refuse further appends; a reopen drops the torn tail.
@@ -184,6 +192,7 @@ class Journal:
                 if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise JournalFull(self.store.describe()) from exc
                 raise
+            self._last_append = anyio.current_time()
 
     @property
     def broken(self) -> bool:
@@ -195,7 +204,7 @@ class Journal:
         with anyio.CancelScope(shield=True):
             async with self._lock:
                 self._closed = True
-                self.store.close()  # closing an fsynced descriptor does not block
+                await self.store.release()
 
     async def __aenter__(self) -> Journal:
         return self
@@ -213,9 +222,10 @@ async def create_journal(store: JournalStore, header: JournalHeader) -> Journal:
     """Create a new journal holding `header` (Refused if one exists) and open it for writing."""
     data = encode({"type": "header", **header.to_dict()})
     try:
-        await anyio.to_thread.run_sync(store.create, data)
+        await store.create(data)
     except BaseException:
-        store.close()
+        with anyio.CancelScope(shield=True):
+            await store.release()
         raise
     return Journal(store, header)
 
@@ -223,13 +233,14 @@ async def create_journal(store: JournalStore, header: JournalHeader) -> Journal:
 @asynccontextmanager
 async def open_journal(store: JournalStore) -> AsyncIterator[tuple[Journal, JournalState]]:
     """Reopen a journal to resume it: lock, recover, cut a torn tail; closed on exit."""
-    await anyio.to_thread.run_sync(store.open)
+    await store.acquire()
     try:
-        state = await anyio.to_thread.run_sync(recover, store)
+        state = await recover(store)
         if state.torn_line is not None:
-            await anyio.to_thread.run_sync(store.truncate, state.valid_size)
+            await store.drop_after(state.valid_lines)
     except BaseException:
-        store.close()
+        with anyio.CancelScope(shield=True):
+            await store.release()
         raise
     async with Journal(store, state.header) as journal:
         if state.torn_line is not None:

@@ -25,11 +25,11 @@ Format 2 added the `dispatch` record and the chunk list; format 1 journals are r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterator
-from contextlib import closing
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -198,31 +198,34 @@ class RecordReader:
     def __init__(self, store: JournalStore) -> None:
         self.store = store
         self.valid_size = 0
+        self.valid_lines = 0
         self.torn_line: int | None = None
         self.lines = 0
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    async def __aiter__(self) -> AsyncGenerator[dict[str, Any], None]:
         where = self.store.describe()
         bad: tuple[int, str] | None = None
-        for raw in self.store.read():
-            self.lines += 1
-            if self.lines == 1 and not (
-                raw.startswith(HEADER_START) or HEADER_START.startswith(raw.rstrip(b"\n"))
-            ):
-                raise NotAJournal(where, f"its first line is no journal header: {raw[:40]!r}")
-            if bad is not None:  # a damaged line with more after it is not a torn tail
-                raise JournalCorrupt(where, *bad)
-            if not raw.endswith(b"\n"):
-                bad = (self.lines, "incomplete last line")
-                continue
-            try:
-                obj = orjson.loads(raw)
-            except ValueError as exc:
-                bad = (self.lines, f"unparsable record: {exc}")
-                continue
-            record = _check(obj, self.lines, where)
-            self.valid_size += len(raw)
-            yield record
+        async with closing_iter(self.store.read()) as lines:
+            async for raw in lines:
+                self.lines += 1
+                if self.lines == 1 and not (
+                    raw.startswith(HEADER_START) or HEADER_START.startswith(raw.rstrip(b"\n"))
+                ):
+                    raise NotAJournal(where, f"its first line is no journal header: {raw[:40]!r}")
+                if bad is not None:  # a damaged line with more after it is not a torn tail
+                    raise JournalCorrupt(where, *bad)
+                if not raw.endswith(b"\n"):
+                    bad = (self.lines, "incomplete last line")
+                    continue
+                try:
+                    obj = orjson.loads(raw)
+                except ValueError as exc:
+                    bad = (self.lines, f"unparsable record: {exc}")
+                    continue
+                record = _check(obj, self.lines, where)
+                self.valid_size += len(raw)
+                self.valid_lines += 1
+                yield record
         if bad is not None:
             self.torn_line = bad[0]
         if self.lines == 0:
@@ -231,12 +234,26 @@ class RecordReader:
             raise JournalCorrupt(where, 1, "missing header: the journal's first line is torn")
 
 
-def iter_records(store: JournalStore) -> Generator[dict[str, Any], None, None]:
+def iter_records(store: JournalStore) -> AsyncGenerator[dict[str, Any], None]:
     """Every intact record, header first; a torn last line is skipped, other damage raises."""
-    yield from RecordReader(store)
+    return RecordReader(store).__aiter__()
 
 
-def read_header(store: JournalStore) -> JournalHeader:
+async def read_header(store: JournalStore) -> JournalHeader:
     """The journal's header, reading only its first line."""
-    with closing(iter_records(store)) as records:
-        return JournalHeader.from_dict(next(records))
+    async with aclosing(iter_records(store)) as records:
+        return JournalHeader.from_dict(await anext(records))
+
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def closing_iter(iterator: AsyncIterator[T]) -> AsyncGenerator[AsyncIterator[T], None]:
+    """`iterator`, closed on exit if it can be (a store's streams are async generators)."""
+    try:
+        yield iterator
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,58 +1,38 @@
-"""Read and validate manifests (JSON Lines or CSV): plan their chunks, report errors by line.
+"""Validate a manifest and plan its chunks in one pass (two if it is not grouped by package).
 
 `scan_manifest` reads a manifest once (twice if it is not grouped by package), validates
-every row, collapses repeats and plans the chunks, writing them for a run as the job's
-chunk list (`bulkops.journal.chunklist`): the run and its resumes never read the manifest
-again. Rows are parsed and checked in `manifest_rows`.
+every row, collapses repeats and plans the chunks (`manifest.chunking`), writing them
+for a run as the job's chunk list (`bulkops.journal.chunklist`): the run and its resumes
+never read the manifest again. Files are read in `manifest.files`, rows checked in
+`manifest.rows`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import os
-import shutil
-import sys
 import tempfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from io import BufferedReader
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Literal, TextIO
-
-import orjson
+from typing import Any
 
 from bulkops.errors import ManifestError, ManifestInvalid, UsageError
 from bulkops.journal.chunklist import ChunkList, ChunkListWriter
-from bulkops.manifest.rows import COLUMNS, FIELDS, ManifestFormat, RowValidator, parse_rows
-from bulkops.model import MAX_CHUNK_SIZE, Operation, PackageRef, Target
+from bulkops.manifest import chunking
+from bulkops.manifest.chunking import MAX_DUPLICATE_LINES, Grouped, Planner, Scattered
+from bulkops.manifest.files import detect_format, hashed_lines, open_manifest
+from bulkops.manifest.rows import ManifestFormat, RowValidator, parse_rows
+from bulkops.model import MAX_CHUNK_SIZE, Operation, PackageRef
 
 __all__ = [
-    "COLUMNS",
-    "FIELDS",
     "MAX_DUPLICATE_LINES",
     "MAX_ERRORS",
-    "ManifestFormat",
     "ManifestInvalid",
     "ManifestSummary",
-    "detect_format",
-    "file_sha256",
-    "read_targets",
     "scan_manifest",
-    "spool_stdin",
-    "write_manifest",
 ]
 
 MAX_ERRORS = 20  # rows listed in one ManifestInvalid: enough to fix a file in one go
-MAX_DUPLICATE_LINES = 10
-_FORMAT_NAMES: dict[str, ManifestFormat] = {
-    "csv": "csv",
-    "jsonl": "jsonl",
-    "ndjson": "jsonl",
-    "json": "jsonl",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,49 +79,6 @@ class ManifestSummary:
         }
 
 
-def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    with _open(path) as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def spool_stdin(dest: Path, source: BinaryIO | None = None) -> Path:
-    """Copy stdin (or `source`) into a new owner-only (0600) file `dest`, synced to disk.
-
-    The copy is what gets hashed, validated and read again on resume: stdin reads once.
-    """
-    src = sys.stdin.buffer if source is None else source
-    try:
-        # O_EXCL: never write through a file or symlink someone else put there
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot spool stdin to {dest}: {exc.strerror}") from exc
-    try:
-        with open(fd, "wb") as out:
-            os.fchmod(out.fileno(), 0o600)  # exact mode whatever the umask
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def detect_format(path: Path, manifest_format: str | None = None) -> ManifestFormat:
-    """The manifest's format: explicit, else by extension, else by its first byte."""
-    if manifest_format is not None:
-        if manifest_format.lower() not in _FORMAT_NAMES:
-            raise UsageError(f"unknown manifest format {manifest_format!r}: use csv or jsonl")
-        return _FORMAT_NAMES[manifest_format.lower()]
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in _FORMAT_NAMES:
-        return _FORMAT_NAMES[suffix]
-    with _open(path) as f:  # e.g. a spooled stdin: JSON Lines start with "{", a CSV header can't
-        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return "jsonl" if head.startswith(b"{") else "csv"
-
-
 def scan_manifest(
     path: Path,
     *,
@@ -150,12 +87,14 @@ def scan_manifest(
     domain: str | None = None,
     repository: str | None = None,
     chunk_size: int = MAX_CHUNK_SIZE,
-    chunks_to: Path | None = None,
+    chunks_to: ChunkListWriter | None = None,
 ) -> ManifestSummary:
     """Validate every row and plan the job's chunks; raise one error listing up to 20 bad rows.
 
-    With `chunks_to`, the chunks are written there as the job's chunk list (see
-    `bulkops.journal.chunklist`), which the run and its resumes read instead of the manifest.
+    With `chunks_to`, the chunks are written to it as the job's chunk list (see
+    `bulkops.journal.chunklist`), which the run and its resumes read instead of the
+    manifest; the caller commits it (the summary's `chunk_list` is then None). Blocking:
+    async code runs it in a worker thread.
     A manifest grouped by package (as `bulkops plan` and `report --failed-only` write
     them) is read once, holding one package's versions at a time. One that names a
     package again after others is read a second time, its rows spilled to per-package
@@ -165,32 +104,26 @@ def scan_manifest(
         raise UsageError(f"chunk size must be 1..{MAX_CHUNK_SIZE} (got {chunk_size})")
     fmt = detect_format(path, manifest_format)
     scan = _Scan(path, fmt, operation, domain, repository)
-    writer = ChunkListWriter(chunks_to) if chunks_to is not None else None
+    writer = chunks_to
+    planner = Planner(str(path), operation, chunk_size, writer)
     try:
-        planner = _Planner(str(path), operation, chunk_size, writer)
-        try:
-            grouped = _Grouped(planner)
-            scan.run(grouped)
-            grouped.finish()
-        except _Scattered:
-            if writer is not None:
-                writer.abort()
-                writer = ChunkListWriter(writer.path)
-            planner = _Planner(str(path), operation, chunk_size, writer)
-            spill_dir = None if writer is None else writer.path.parent
-            with tempfile.TemporaryDirectory(prefix=".bulkops-spill-", dir=spill_dir) as tmp:
-                buckets = _Buckets(Path(tmp), path.stat().st_size)
-                with buckets:
-                    scan = _Scan(path, fmt, operation, domain, repository)
-                    scan.run(buckets.add)
-                buckets.replay(planner, scan)
-        if scan.problems:
-            problems = sorted(scan.problems, key=lambda p: p.line or 0)[:MAX_ERRORS]
-            raise problems[0] if scan.invalid == 1 else ManifestInvalid(problems, scan.invalid)
-        chunk_list = writer.commit() if writer is not None else None
-    finally:
+        grouped = Grouped(planner)
+        scan.run(grouped)
+        grouped.finish()
+    except Scattered:
         if writer is not None:
-            writer.abort()
+            writer.restart()
+        planner = Planner(str(path), operation, chunk_size, writer)
+        spill_dir = None if writer is None else writer.local_dir
+        with tempfile.TemporaryDirectory(prefix=".bulkops-spill-", dir=spill_dir) as tmp:
+            buckets = chunking.Buckets(Path(tmp), path.stat().st_size)
+            with buckets:
+                scan = _Scan(path, fmt, operation, domain, repository)
+                scan.run(buckets.add)
+            buckets.replay(planner, scan)
+    if scan.problems:
+        problems = sorted(scan.problems, key=lambda p: p.line or 0)[:MAX_ERRORS]
+        raise problems[0] if scan.invalid == 1 else ManifestInvalid(problems, scan.invalid)
     return ManifestSummary(
         path=str(path),
         manifest_format=fmt,
@@ -208,12 +141,7 @@ def scan_manifest(
         revisions_pinned=planner.pinned,
         domain=scan.expected["domain"],
         repository=scan.expected["repository"],
-        chunk_list=chunk_list,
     )
-
-
-class _Scattered(Exception):
-    """The manifest names a package again after other packages: it is not grouped."""
 
 
 class _Scan:
@@ -239,8 +167,8 @@ class _Scan:
         to `on_target`."""
         sha = hashlib.sha256()
         check = self.check.check
-        with _open(self.path) as f:
-            rows = parse_rows(str(self.path), self.fmt, self.operation, _hashed_lines(f, sha))
+        with open_manifest(self.path) as f:
+            rows = parse_rows(str(self.path), self.fmt, self.operation, hashed_lines(f, sha))
             count = 0
             for count, (line, row) in enumerate(rows, 1):  # noqa: B007 - counted below
                 try:
@@ -257,211 +185,3 @@ class _Scan:
         self.invalid += 1
         if len(self.problems) < MAX_ERRORS:
             self.problems.append(exc)
-
-
-class _Grouped:
-    """A pass's callback for a manifest grouped by package; raises _Scattered if it is not."""
-
-    def __init__(self, planner: _Planner) -> None:
-        self.planner = planner
-        self.current: PackageRef | None = None
-        self.seen: set[int] = set()  # hashes of the packages met: a collision costs a spill
-
-    def __call__(
-        self, line: int, ref: PackageRef, version: str | None, revision: str | None
-    ) -> None:
-        if ref is not self.current:  # consecutive rows of a package share one PackageRef
-            key = hash(ref)
-            if key in self.seen:
-                raise _Scattered
-            self.seen.add(key)
-            self.finish()
-            self.planner.open(ref)
-            self.current = ref
-        self.planner.add(line, version, revision)
-
-    def finish(self) -> None:
-        if self.current is not None:
-            self.planner.close()
-            self.current = None
-
-
-class _Buckets:
-    """Valid rows spilled to files by package, then replayed one package at a time."""
-
-    def __init__(self, folder: Path, manifest_bytes: int) -> None:
-        # ~4 MB of manifest a bucket: one bucket's rows are what a replay holds at once
-        self.count = max(2, min(256, manifest_bytes // (4 << 20) + 1))
-        self.paths = [folder / f"{i}.jsonl" for i in range(self.count)]
-        self._files: list[IO[bytes]] = []
-
-    def __enter__(self) -> _Buckets:
-        self._files = [open(p, "xb", opener=_owner_only) for p in self.paths]  # noqa: SIM115
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for f in self._files:
-            f.close()
-
-    def add(self, line: int, r: PackageRef, version: str | None, revision: str | None) -> None:
-        key = f"{r.format}\n{r.namespace or ''}\n{r.package}".encode()
-        row = (line, r.format, r.namespace, r.package, version, revision)
-        self._files[zlib.crc32(key) % self.count].write(orjson.dumps(row) + b"\n")
-
-    def replay(self, planner: _Planner, scan: _Scan) -> None:
-        """Each bucket's packages to the planner in first-seen order, rows in line order."""
-        for path in self.paths:
-            packages: dict[tuple[str, str | None, str], list[tuple[int, Any, Any]]] = {}
-            with open(path, "rb") as f:
-                for raw in f:
-                    line, fmt, ns, pkg, version, revision = orjson.loads(raw)
-                    packages.setdefault((fmt, ns, pkg), []).append((line, version, revision))
-            path.unlink()
-            for (fmt, ns, pkg), rows in packages.items():
-                planner.open(PackageRef(fmt, ns, pkg))
-                for line, version, revision in rows:
-                    try:
-                        planner.add(line, version, revision)
-                    except ManifestError as exc:
-                        scan.fail(exc)
-                planner.close()
-
-
-def _revision_conflict(
-    path: str, line: int, ref: PackageRef | None, version: str | None, earlier: int
-) -> ManifestError:
-    """A version named again with another revision: which one, and where it came first."""
-    reason = f"version {version!r} of {ref} is also on line {earlier} with a different revision"
-    return ManifestError(path, line, "revision", reason)
-
-
-def _owner_only(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)  # spilled rows are job state: owner-only
-
-
-class _Planner:
-    """One package's unique targets at a time, into chunks: counted, and written if asked.
-
-    A package's k-th chunk holds its unique versions k*size..(k+1)*size-1 in manifest
-    order, the first row of a repeated version winning: the chunks, and so their ids,
-    depend only on that package's own rows.
-    """
-
-    def __init__(
-        self, path: str, operation: Operation, chunk_size: int, writer: ChunkListWriter | None
-    ) -> None:
-        self.path, self.per_version = path, operation.per_version
-        self.chunk_size, self.writer = chunk_size, writer
-        self.targets = self.duplicates = self.packages = self.chunks = self.pinned = 0
-        self.duplicate_lines: list[int] = []
-        self.formats: dict[str, int] = {}
-        self._ref: PackageRef | None = None
-        self._rows: dict[str | None, tuple[int, str | None]] = {}  # version -> line, revision
-
-    def open(self, ref: PackageRef) -> None:
-        self._ref, self._rows = ref, {}
-
-    def add(self, line: int, version: str | None, revision: str | None) -> None:
-        earlier = self._rows.get(version)
-        if earlier is None:
-            self._rows[version] = (line, revision)
-            return
-        if earlier[1] != revision:
-            raise _revision_conflict(self.path, line, self._ref, version, earlier[0])
-        self.duplicates += 1
-        lines = self.duplicate_lines
-        lines.append(line)
-        if len(lines) > 4 * MAX_DUPLICATE_LINES:  # keep the first ones by line number
-            lines.sort()
-            del lines[MAX_DUPLICATE_LINES:]
-
-    def close(self) -> None:
-        ref, rows = self._ref, self._rows
-        assert ref is not None
-        self._ref, self._rows = None, {}
-        n = len(rows)
-        self.targets += n
-        self.packages += 1
-        self.formats[ref.format] = self.formats.get(ref.format, 0) + n
-        revisions = {v: r for v, (_, r) in rows.items() if r is not None and v is not None}
-        self.pinned += len(revisions)
-        if not self.per_version:
-            self.chunks += 1
-            if self.writer is not None:
-                self.writer.add(ref, (), {})
-            return
-        versions = [v for v in rows if v is not None]
-        size = self.chunk_size
-        for k in range(0, n, size):
-            self.chunks += 1
-            if self.writer is not None:
-                part = versions[k : k + size]
-                pins = {v: revisions[v] for v in part if v in revisions} if revisions else {}
-                self.writer.add(ref, part, pins)
-
-
-def read_targets(
-    path: Path,
-    *,
-    operation: Operation,
-    manifest_format: str | None = None,
-    domain: str | None = None,
-    repository: str | None = None,
-) -> Iterator[Target]:
-    """Stream validated targets in file order, repeats skipped, for small manifests.
-
-    Holds every target it has seen: a job reads the chunk list its scan wrote instead.
-    """
-    fmt = detect_format(path, manifest_format)
-    check = RowValidator(str(path), operation, domain, repository)
-    seen: dict[tuple[PackageRef, str | None], tuple[int, str | None]] = {}
-    with _open(path) as f:
-        lines = enumerate(f, 1)
-        for line, row in parse_rows(str(path), fmt, operation, lines):
-            if isinstance(row, ManifestError):
-                raise row
-            target = check.target(line, row)
-            key = (target.ref, target.version)
-            earlier = seen.setdefault(key, (line, target.revision))
-            if earlier[0] == line:
-                yield target
-            elif earlier[1] != target.revision:
-                raise _revision_conflict(str(path), line, target.ref, target.version, earlier[0])
-
-
-def write_manifest(rows: Iterable[Target], out: TextIO, fmt: Literal["csv", "jsonl"]) -> int:
-    """Write targets as a manifest `read_targets` accepts; returns the rows written."""
-    n = 0
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for t in rows:
-            r = t.ref
-            writer.writerow(
-                (r.format, r.namespace or "", r.package, t.version or "", t.revision or "")
-            )
-            n += 1
-    elif fmt == "jsonl":
-        for t in rows:
-            values = (t.ref.format, t.ref.namespace, t.ref.package, t.version, t.revision)
-            obj = {k: v for k, v in zip(COLUMNS, values, strict=True) if v is not None}
-            out.write(json.dumps(obj, separators=(",", ":")) + "\n")
-            n += 1
-    else:
-        raise ValueError(f"unknown manifest format {fmt!r}")
-    return n
-
-
-def _open(path: Path) -> BufferedReader:
-    if str(path) == "-":
-        raise UsageError("read stdin through spool_stdin() first: it can only be read once")
-    try:
-        return open(path, "rb")  # the caller closes it
-    except OSError as exc:
-        raise UsageError(f"cannot read manifest {path}: {exc.strerror}") from exc
-
-
-def _hashed_lines(f: IO[bytes], sha: Any) -> Iterator[tuple[int, bytes]]:
-    for number, raw in enumerate(f, 1):
-        sha.update(raw)
-        yield number, raw

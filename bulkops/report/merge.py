@@ -197,6 +197,35 @@ def last_records(records: Iterable[dict[str, Any]]) -> tuple[dict[PackageRef, in
     return last, count
 
 
+class Merger:
+    """Folds a journal's records, after its header, into one report per package."""
+
+    def __init__(
+        self, header: dict[str, Any], last: Mapping[PackageRef, int] | None = None
+    ) -> None:
+        self.operation = Operation(header["spec"]["operation"])
+        self.absent = "Disposed" if self.operation is Operation.DISPOSE else "Deleted"
+        # the status a version has once the job's operation is done to it
+        self.applied = header["spec"].get("targetStatus") or "Disposed"
+        self.last = last
+        self.open: dict[PackageRef, PackageReport] = {}
+
+    def feed(self, i: int, record: dict[str, Any]) -> PackageReport | None:
+        """Fold record `i` (numbered as in `last_records`); the package it closes, if any."""
+        if record["type"] != "chunk":
+            return None
+        key = _ref(record["ref"])
+        if (pkg := self.open.get(key)) is None:
+            pkg = self.open[key] = PackageReport(key)
+        if self.operation is Operation.DELETE_PACKAGES:
+            _apply_package(pkg, record)
+        else:
+            _apply_versions(pkg, record, self.absent, self.applied)
+        if self.last is not None and self.last.get(key) == i:
+            return self.open.pop(key)
+        return None
+
+
 def merge(
     records: Iterable[dict[str, Any]], last: Mapping[PackageRef, int] | None = None
 ) -> Iterator[PackageReport]:
@@ -206,25 +235,11 @@ def merge(
     forgotten; without it, every package is held and yielded at the end.
     """
     it = iter(records)
-    header = next(it)
-    operation = Operation(header["spec"]["operation"])
-    absent = "Disposed" if operation is Operation.DISPOSE else "Deleted"
-    # the status a version has once the job's operation is done to it
-    applied = header["spec"].get("targetStatus") or "Disposed"
-    open_: dict[PackageRef, PackageReport] = {}
-    for i, record in enumerate(it):  # numbered as in last_records
-        if record["type"] != "chunk":
-            continue
-        key = _ref(record["ref"])
-        if (pkg := open_.get(key)) is None:
-            pkg = open_[key] = PackageReport(key)
-        if operation is Operation.DELETE_PACKAGES:
-            _apply_package(pkg, record)
-        else:
-            _apply_versions(pkg, record, absent, applied)
-        if last is not None and last.get(key) == i:
-            yield open_.pop(key)
-    yield from open_.values()
+    merger = Merger(next(it), last)
+    for i, record in enumerate(it):
+        if (pkg := merger.feed(i, record)) is not None:
+            yield pkg
+    yield from merger.open.values()
 
 
 def _apply_versions(pkg: PackageReport, record: dict[str, Any], absent: str, applied: str) -> None:

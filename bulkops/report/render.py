@@ -1,7 +1,8 @@
 """The report's renderings: a terminal table, JSON, JSONL and CSV (or a manifest of failures).
 
-`render` reads the journal twice (see `report.last_records`) and writes each package as
-soon as its last record is merged, so memory follows the packages in flight, not the job.
+`render` reads the journal twice through its store (see `report.stream`) and writes each
+package as soon as its last record is merged, so memory follows the packages in flight,
+not the job. It is async: the CLI calls it with `anyio.run`.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ import csv
 import heapq
 import json
 from collections import Counter
-from contextlib import closing
-from itertools import chain, islice
+from contextlib import aclosing
 from typing import Any, Literal, Protocol, TextIO, TypeAlias
 
 from rich.console import Console
 from rich.table import Table
 
-from bulkops.journal.records import JournalHeader, iter_records
+from bulkops.journal.records import JournalHeader
 from bulkops.journal.store import JournalStore
 from bulkops.model import Operation
 from bulkops.report.merge import (
@@ -25,9 +25,8 @@ from bulkops.report.merge import (
     FAILED,
     PackageReport,
     Totals,
-    last_records,
-    merge,
 )
+from bulkops.report.stream import last_records_of, packages_of
 
 ReportFormat: TypeAlias = Literal["table", "json", "jsonl", "csv"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("table", "json", "jsonl", "csv")
@@ -56,7 +55,7 @@ class _Writer(Protocol):
     def finish(self, totals: Totals) -> None: ...
 
 
-def render(
+async def render(
     store: JournalStore,
     fmt: ReportFormat,
     out: TextIO,
@@ -69,10 +68,7 @@ def render(
     `failed_only` keeps the permanently failed and pending versions; with "csv" the
     output is then a manifest of exactly those versions, ready for a new run.
     """
-    with closing(iter_records(store)) as first_pass:
-        header_record = next(first_pass)
-        last, count = last_records(chain([header_record], first_pass))
-    header = JournalHeader.from_dict(header_record)
+    header, last, count = await last_records_of(store)
     writer: _Writer
     if fmt == "table":
         writer = _TableWriter(out, header, top)
@@ -86,8 +82,8 @@ def render(
         raise ValueError(f"unknown report format {fmt!r}; choose from {REPORT_FORMATS}")
     per_package = header.spec.operation is Operation.DELETE_PACKAGES
     totals = Totals(expected=(header.packages if per_package else header.versions) or None)
-    with closing(iter_records(store)) as records:
-        for pkg in merge(islice(records, count), last):
+    async with aclosing(packages_of(store, last, count)) as packages:
+        async for pkg in packages:
             totals.add(pkg)
             writer.package(pkg)
     writer.finish(totals)

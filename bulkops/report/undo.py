@@ -17,16 +17,21 @@ import csv
 import json
 import shlex
 from collections.abc import Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
+
 from bulkops.errors import UsageError
-from bulkops.journal.atomic import replace_private
-from bulkops.journal.journal import LocalFileStore, iter_records, read_header
-from bulkops.journal.records import JournalHeader
-from bulkops.manifest.scan import detect_format, file_sha256
+from bulkops.journal.location import open_store
+from bulkops.journal.records import JournalHeader, read_header
+from bulkops.journal.store import JournalStore
+from bulkops.manifest.files import detect_format, file_sha256
 from bulkops.model import Operation
-from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED, merge
+from bulkops.report.merge import ALREADY_APPLIED, SUCCEEDED
+from bulkops.report.stream import packages_of
 
 REVERSIBLE = ("Published", "Unlisted", "Archived")
 Key = tuple[str, str, str, str]  # format, namespace ("" for none), package, version
@@ -37,7 +42,7 @@ class UndoGroup:
     """The versions that go back to one status, their manifest and the command to run."""
 
     status: str
-    manifest: Path
+    manifest: str  # where the store put it: a path beside the checkpoint
     versions: int
     command: str
 
@@ -48,6 +53,11 @@ class UndoPlan:
     unchanged: int  # already in the job's target status before it ran: nothing to undo
     assumed: bool  # previous statuses were not recorded; Published was assumed
     irreversible: int  # previous status not one a version can return to
+
+
+def _previous_statuses(header: JournalHeader, changed: dict[Key, str]) -> dict[Key, str]:
+    """The statuses the job's manifest records for the versions it changed (blocking)."""
+    return {key: status for key, status in _manifest_statuses(header) if key in changed}
 
 
 def _manifest_statuses(header: JournalHeader) -> Iterator[tuple[Key, str]]:
@@ -66,12 +76,12 @@ def _manifest_statuses(header: JournalHeader) -> Iterator[tuple[Key, str]]:
                 yield key, status
 
 
-def make_undo(checkpoint: Path) -> UndoPlan:
+async def make_undo(checkpoint: Path) -> UndoPlan:
     """Write the undo manifests of a set-status job and return what to run."""
-    store = LocalFileStore(checkpoint)
-    if not store.exists():
+    store = open_store(checkpoint)
+    if not await store.exists():
         raise UsageError(f"checkpoint {checkpoint} does not exist")
-    header = read_header(store)
+    header = await read_header(store)
     spec = header.spec
     if spec.operation is not Operation.SET_STATUS:
         raise UsageError(
@@ -79,15 +89,13 @@ def make_undo(checkpoint: Path) -> UndoPlan:
             "(set-status to Archived, Unlisted or Published) are reversible"
         )
     changed: dict[Key, str] = {}  # version -> revision the job left it at
-    for pkg in merge(iter_records(store)):
-        r = pkg.ref
-        for version in [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]:
-            revision = pkg.versions[version][1]
-            changed[(r.format, r.namespace or "", r.package, version)] = revision
-    previous: dict[Key, str] = {}
-    for key, status in _manifest_statuses(header):
-        if key in changed:
-            previous[key] = status
+    async with aclosing(packages_of(store)) as packages:
+        async for pkg in packages:
+            r = pkg.ref
+            for version in [*pkg.with_outcome(SUCCEEDED), *pkg.with_outcome(ALREADY_APPLIED)]:
+                revision = pkg.versions[version][1]
+                changed[(r.format, r.namespace or "", r.package, version)] = revision
+    previous = await anyio.to_thread.run_sync(_previous_statuses, header, changed)
     assumed = False
     fallback = spec.expected_status
     if len(previous) < len(changed) and fallback is None:
@@ -104,31 +112,36 @@ def make_undo(checkpoint: Path) -> UndoPlan:
             groups.setdefault(before, []).append(key)
     written = []
     for status, keys in sorted(groups.items()):
-        suffix = ".undo.jsonl" if len(groups) == 1 else f".undo-{status}.jsonl"
-        path = checkpoint.with_name(checkpoint.name + suffix)
-        _write(path, sorted(keys), changed)
-        written.append(UndoGroup(status, path, len(keys), _command(header, status, path)))
+        name = "undo.jsonl" if len(groups) == 1 else f"undo-{status}.jsonl"
+        await _write(store, name, sorted(keys), changed)
+        where = store.locate(name)
+        written.append(UndoGroup(status, where, len(keys), _command(header, status, where)))
     return UndoPlan(tuple(written), unchanged, assumed, irreversible)
 
 
-def _write(path: Path, keys: list[Key], revisions: dict[Key, str]) -> None:
-    def lines() -> Iterator[str]:
+async def _write(
+    store: JournalStore, name: str, keys: list[Key], revisions: dict[Key, str]
+) -> None:
+    out = store.writer(name)
+    try:
         for fmt, ns, package, version in keys:
             row = {"format": fmt, "namespace": ns or None, "package": package}
             row["version"] = version
             if revision := revisions[(fmt, ns, package, version)]:
                 row["revision"] = revision
-            yield json.dumps({k: v for k, v in row.items() if v}, separators=(",", ":")) + "\n"
+            line = json.dumps({k: v for k, v in row.items() if v}, separators=(",", ":"))
+            out.write(line.encode() + b"\n")
+        await out.commit()
+    finally:
+        await out.abort()
 
-    replace_private(path, lines())
 
-
-def _command(header: JournalHeader, status: str, manifest: Path) -> str:
+def _command(header: JournalHeader, status: str, manifest: str) -> str:
     spec = header.spec
     args = ["bulkops", "set-status", "--domain", spec.domain]
     if spec.domain_owner:
         args += ["--domain-owner", spec.domain_owner]
-    args += ["--repository", spec.repository, "--manifest", str(manifest)]
+    args += ["--repository", spec.repository, "--manifest", manifest]
     args += ["--target-status", status, "--expected-status", spec.target_status or ""]
     return shlex.join([*args, "--execute"])
 

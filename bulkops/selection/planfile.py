@@ -8,22 +8,25 @@ status it had when planned, which `report --undo` restores) and `rule` (the sele
 rule that chose it). `domain` and `repository` tie the plan to where it was made.
 
 The file appears only when everything was listed and no rail refused: it is written
-to a temporary file beside the target, synced, and renamed over it.
+with the one owner-only atomic write (`bulkops.journal.atomic.PrivateFile`), synced in a
+worker thread, and renamed over the target.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import anyio
+import anyio.to_thread
+
 from bulkops.errors import UsageError
 from bulkops.jobs.rails import Rails, Shortfall, check_caps, check_keep_min
+from bulkops.journal.atomic import PrivateFile
 from bulkops.model import PackageRef
 from bulkops.registry import Catalog, Location
 from bulkops.selection.discover import Discovery, DiscoverySettings, PackageVersions
@@ -92,7 +95,7 @@ class PlanSummary:
 class _Rows:
     """Writes plan rows (and kept rows) in the plan's format."""
 
-    def __init__(self, out: IO[str], fmt: PlanFormat, where: Location) -> None:
+    def __init__(self, out: IO[str] | _Text, fmt: PlanFormat, where: Location) -> None:
         self.out, self.fmt, self.where = out, fmt, where
         self.csv = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
         if self.csv is not None:
@@ -121,33 +124,44 @@ class _Rows:
         self.out.write(json.dumps(row, separators=(",", ":")) + "\n")
 
 
+class _Text:
+    """Text rows into a `PrivateFile`, UTF-8 encoded (what `csv.writer` needs)."""
+
+    def __init__(self, file: PrivateFile) -> None:
+        self.file = file
+
+    def write(self, text: str) -> int:
+        self.file.write(text.encode())
+        return len(text)
+
+
 class _PlanWriter:
-    """The plan file in the making: a temporary file beside it, renamed over it on commit."""
+    """The plan file in the making: owner-only and atomic, published whole on commit."""
 
     def __init__(self, out: Path, where: Location, kept_out: Path | None) -> None:
-        self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-        self.tmp = Path(name)
-        self.file = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self.rows = _Rows(self.file, plan_format(out), where)
+        self.file = PrivateFile(out)
+        self.rows = _Rows(_Text(self.file), plan_format(out), where)
         self.kept_file = kept_out.open("w", encoding="utf-8") if kept_out else None
         self.kept = _Rows(self.kept_file, "jsonl", where) if self.kept_file else None
 
-    def commit(self) -> None:
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.close()
-        self.tmp.replace(self.out)
+    async def commit(self) -> None:
+        """Sync and publish the plan, in a worker thread (EFS fsyncs are slow)."""
+        await anyio.to_thread.run_sync(self._commit)
 
-    def close(self) -> None:
-        self.file.close()
+    def _commit(self) -> None:
         if self.kept_file is not None:
             self.kept_file.close()
+        self.file.commit()
 
-    def abort(self) -> None:
-        self.close()
-        self.tmp.unlink(missing_ok=True)
+    async def abort(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._abort)
+
+    def _abort(self) -> None:
+        if self.kept_file is not None:
+            self.kept_file.close()
+        self.file.abort()
 
 
 async def make_plan(
@@ -186,9 +200,9 @@ async def make_plan(
         stats = await discovery.run(on_package)
         summary.calls, summary.throttled = stats.calls, stats.throttled
         check_keep_min(rails.keep_min, shortfalls)
-        writer.commit()
+        await writer.commit()
     except BaseException:
-        writer.abort()
+        await writer.abort()
         raise
     return summary
 
