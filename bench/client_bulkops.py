@@ -21,7 +21,8 @@ from bulkops.engine.engine import Engine
 from bulkops.engine.types import EngineSettings, Stats, StopSignal
 from bulkops.errors import CallFailed, Throttled
 from bulkops.jobs.job import Job
-from bulkops.jobs.start import header_for, prepare, run_new, run_resume, work_items
+from bulkops.jobs.prepare import header_for, prepare
+from bulkops.jobs.start import run_new, run_resume, work_items
 from bulkops.journal.journal import Journal, create_journal, recover
 from bulkops.journal.location import open_store
 from bulkops.model import (

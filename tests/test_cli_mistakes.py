@@ -273,7 +273,8 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
     from bulkops.engine.types import EngineSettings
     from bulkops.errors import JournalFull
     from bulkops.jobs.job import Job
-    from bulkops.jobs.start import header_for, prepare, run_new, run_resume
+    from bulkops.jobs.prepare import header_for, prepare
+    from bulkops.jobs.start import run_new, run_resume
     from bulkops.jobs.supervisor import supervise
     from bulkops.journal import local as journal_store
     from bulkops.model import JobSpec, Operation
@@ -319,7 +320,7 @@ def test_a_full_disk_before_any_call_is_a_clear_error_naming_the_chunk_list(
     import errno
 
     from bulkops.errors import UsageError
-    from bulkops.jobs.start import prepare
+    from bulkops.jobs.prepare import prepare
     from bulkops.journal import atomic
     from bulkops.model import JobSpec, Operation, PackageRef
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bulkops.errors import ResourceMissing, ServerError, Throttled, Unreachable
-from bulkops.jobs.start import CHECK_RETRY, check_repositories
+from bulkops.jobs.checks import CHECK_RETRY, check_repositories
 from bulkops.model import JobSpec, Operation
 from bulkops.registry import Location
 

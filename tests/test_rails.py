@@ -13,8 +13,9 @@ from bulkops.engine.types import EngineSettings, RunResult, Stats, StopSignal
 from bulkops.errors import Refused
 from bulkops.jobs.guarded import run_guarded
 from bulkops.jobs.job import Job
+from bulkops.jobs.prepare import header_for, prepare
 from bulkops.jobs.rails import Breaker, Rails, canary_verdict, check_caps
-from bulkops.jobs.start import header_for, prepare, work_items
+from bulkops.jobs.start import work_items
 from bulkops.journal.journal import LocalFileStore, iter_records
 from bulkops.model import ChunkOutcome, JobSpec, Operation, PackageRef
 from tests.cli_support import bulkops, log_events, rows_for, write_manifest

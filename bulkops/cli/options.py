@@ -16,7 +16,7 @@ from bulkops.cli.exits import fail
 from bulkops.engine.limits import RetryPolicy
 from bulkops.engine.types import EngineSettings
 from bulkops.errors import EXIT_USAGE, BulkopsError
-from bulkops.jobs.start import CHECKPOINT_DIR
+from bulkops.jobs.prepare import CHECKPOINT_DIR
 from bulkops.model import MAX_CHUNK_SIZE
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]

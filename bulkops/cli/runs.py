@@ -16,9 +16,11 @@ from bulkops.cli.exits import fail, finish, notify, plural, print_json
 from bulkops.cli.job import job_from, rails_from
 from bulkops.cli.options import aws_settings, setup_logs
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
+from bulkops.jobs.checks import check_target
 from bulkops.jobs.guarded import check_job_caps, run_new_guarded
 from bulkops.jobs.job import Job
-from bulkops.jobs.start import check_target, default_checkpoint, header_for, prepare, run_resume
+from bulkops.jobs.prepare import default_checkpoint, header_for, prepare
+from bulkops.jobs.start import run_resume
 from bulkops.jobs.supervisor import Start, supervise
 from bulkops.journal.journal import JournalHeader, read_header
 from bulkops.journal.location import open_store

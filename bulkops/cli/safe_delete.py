@@ -31,8 +31,10 @@ from bulkops.errors import (
     Refused,
     UsageError,
 )
+from bulkops.jobs.checks import check_target
 from bulkops.jobs.guarded import check_job_caps
 from bulkops.jobs.job import Job
+from bulkops.jobs.prepare import CHECKPOINT_DIR, Prepared, default_checkpoint, prepare
 from bulkops.jobs.safe_delete import (
     check_same_safe_delete,
     phase_jobs,
@@ -40,7 +42,6 @@ from bulkops.jobs.safe_delete import (
     run_phase,
     write_phase2_manifest,
 )
-from bulkops.jobs.start import CHECKPOINT_DIR, Prepared, check_target, default_checkpoint, prepare
 from bulkops.journal.location import open_store
 from bulkops.model import JobSpec
 from bulkops.report.merge import Totals

@@ -37,8 +37,9 @@ from bulkops.jobs.demo_steps import (
     steps,
 )
 from bulkops.jobs.job import Job
+from bulkops.jobs.prepare import header_for, prepare
 from bulkops.jobs.progress import ProgressMode, show_progress
-from bulkops.jobs.start import header_for, prepare, run_new
+from bulkops.jobs.start import run_new
 from bulkops.journal.location import open_store
 from bulkops.model import Operation
 from bulkops.report.merge import DONE_OUTCOMES

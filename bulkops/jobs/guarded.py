@@ -26,6 +26,7 @@ import structlog
 from bulkops.engine.engine import Engine
 from bulkops.engine.types import RunResult, Stats, StopSignal, WorkItem
 from bulkops.jobs.job import Job
+from bulkops.jobs.prepare import Prepared
 from bulkops.jobs.rails import (
     Breaker,
     Rails,
@@ -35,13 +36,7 @@ from bulkops.jobs.rails import (
     check_keep_min,
     kept_statuses,
 )
-from bulkops.jobs.start import (
-    Prepared,
-    journaled_run,
-    new_journal,
-    run_new,
-    work_items,
-)
+from bulkops.jobs.start import journaled_run, new_journal, run_new, work_items
 from bulkops.journal.journal import Journal, JournalHeader
 from bulkops.journal.location import open_store
 from bulkops.manifest.scan import ManifestSummary

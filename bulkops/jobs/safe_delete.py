@@ -40,7 +40,8 @@ from bulkops.engine.types import RunResult
 from bulkops.errors import ManifestChanged
 from bulkops.jobs.guarded import run_new_guarded
 from bulkops.jobs.job import Job
-from bulkops.jobs.start import Prepared, header_for, run_resume
+from bulkops.jobs.prepare import Prepared, header_for
+from bulkops.jobs.start import run_resume
 from bulkops.jobs.supervisor import supervise
 from bulkops.journal.location import open_store
 from bulkops.journal.records import read_header
