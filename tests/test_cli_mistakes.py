@@ -314,6 +314,45 @@ def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_wh
         assert {after[k].status for k in keys} == {"Archived"}
 
 
+def test_a_disk_that_fills_on_the_journal_header_leaves_no_journal_and_nothing_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from bulkops.aws.session import AwsSettings
+    from bulkops.emulator.threaded import emulator_thread
+    from bulkops.engine.types import EngineSettings
+    from bulkops.errors import UsageError
+    from bulkops.jobs.job import Job
+    from bulkops.jobs.prepare import header_for, prepare
+    from bulkops.jobs.start import run_new
+    from bulkops.jobs.supervisor import supervise
+    from bulkops.journal import local as journal_store
+    from bulkops.model import JobSpec, Operation
+
+    with emulator_thread(generate=(2, 10), quotas=QuotaConfig.off()) as emu:
+        keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys))
+        cp = tmp_path / "cp.journal"
+        spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived")
+        prepared = anyio.run(partial(prepare, spec, str(manifest), manifest_format=None,
+                                     spool_dir=tmp_path, checkpoint=cp))  # fmt: skip
+        header = header_for(prepared)
+        aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
+        job = Job(header.spec, cp, EngineSettings(rate=1000, seed=1), aws)
+
+        def full(fd: int, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(journal_store.os, "write", full)
+        with pytest.raises(UsageError, match="no space left to create the journal") as e:
+            supervise(lambda stop, stats: run_new(job, header, stop, stats))
+        assert e.value.exit_code == 2 and "Nothing was sent" in str(e.value)
+        assert not cp.exists()  # a retry creates the job afresh
+        assert not list(tmp_path.glob("cp.journal*"))  # its chunk list went with it
+        assert emu.counters()["calls"].get("UpdatePackageVersionsStatus", 0) == 0
+
+
 def test_a_full_disk_before_any_call_is_a_clear_error_naming_the_chunk_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 
-from bulkops.errors import JournalFull
+from bulkops.errors import JournalFull, UsageError
 from bulkops.journal.local import LocalFileStore
 from bulkops.journal.location import open_store
 from bulkops.journal.records import (
@@ -223,9 +223,14 @@ async def create_journal(store: JournalStore, header: JournalHeader) -> Journal:
     data = encode({"type": "header", **header.to_dict()})
     try:
         await store.create(data)
-    except BaseException:
+    except BaseException as exc:
         with anyio.CancelScope(shield=True):
             await store.release()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UsageError(
+                f"no space left to create the journal {store.describe()}: free space or "
+                "choose a --checkpoint on another disk. Nothing was sent"
+            ) from exc
         raise
     return Journal(store, header)
 

@@ -136,6 +136,10 @@ class LocalFileStore:
             self._append(fd, header)
             fsync_dir(self.path.parent)  # the file's name is durable only once its directory is
         except BaseException:
+            # no header is durable, so no job exists: drop the file this call created (still
+            # locked by us), so that a retry creates it afresh instead of finding no journal
+            with contextlib.suppress(OSError):
+                self.path.unlink()
             self._fd = None
             self._release(fd)
             raise
