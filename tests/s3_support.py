@@ -183,6 +183,7 @@ def opener(
     *,
     clock: FakeClock | None = None,
     times: LeaseTimes | None = None,
+    fold_every: int = 1000,
 ) -> Callable[[], Any]:
     """A factory of fresh handles on one S3 location (each its own client), for the contract."""
 
@@ -196,6 +197,7 @@ def opener(
             retry=QUICK_RETRY,
             clock=clock.clock() if clock else None,
             times=times,
+            fold_every=fold_every,
         ) as store:
             yield store
 

@@ -307,6 +307,34 @@ async def test_acquire_folds_the_journal_into_one_snapshot(moto_s3: str, bucket:
 
 
 @pytest.mark.asyncio
+async def test_the_owner_folds_every_n_record_objects_so_resume_reads_few(
+    moto_s3: str, bucket: str
+) -> None:
+    open_store = opener(moto_s3, bucket, fold_every=5)
+    async with open_store() as store:
+        await store.create(HEADER)
+        for i in range(12):
+            await store.append(b'{"n":%d}\n' % i)
+        journal = sorted(
+            k.split("/journal/")[1] for k in keys(moto_s3, bucket, "jobs/one/journal/")
+        )
+        assert journal == [
+            f"folds/{1:010d}/{5:012d}",
+            f"folds/{1:010d}/{10:012d}",
+            "lease",
+            f"records/{1:010d}/{11:012d}",
+            f"records/{1:010d}/{12:012d}",
+            f"snapshot/{1:010d}",
+        ]
+        expected = [HEADER, *(b'{"n":%d}\n' % i for i in range(12))]
+        async with open_store() as reader:
+            assert await _read(reader) == expected
+    async with open_store() as store:
+        await store.acquire()
+        assert await _read(store) == expected
+
+
+@pytest.mark.asyncio
 async def test_a_large_sibling_object_goes_up_in_parts_and_streams_back(
     moto_s3: str, bucket: str
 ) -> None:

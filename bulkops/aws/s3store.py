@@ -1,15 +1,16 @@
 """The journal store on S3: immutable record objects fenced by epoch, one snapshot per owner.
 
 Layout under `PREFIX/` (keys in `bulkops.aws.s3url`): `journal/lease` (see
-`bulkops.aws.s3lease`), `journal/snapshot/E`, `journal/records/E/S`, and the sibling
-objects `PREFIX/NAME`.
+`bulkops.aws.s3lease`), `journal/snapshot/E`, `journal/folds/E/S`, `journal/records/E/S`,
+and the sibling objects `PREFIX/NAME`.
 
 Fencing. Every owner takes the lease at a new epoch E, higher than every epoch before.
 Before its first append it folds the journal as it then stands into `snapshot/E`, created
 with `If-None-Match: *`, and deletes the objects folded. Then it appends batches as
 `records/E/000000000001`, `…/000000000002`, each created with `If-None-Match: *` and
 never overwritten. The journal is: the snapshot of the highest epoch that has one, then
-that epoch's records in sequence order; records of lower epochs are ignored. So a fenced
+that epoch's folds and records in sequence order (`bulkops.aws.s3journal`); objects of
+lower epochs are ignored. So a fenced
 writer of epoch E-1, still appending after the takeover, writes only keys that no reader
 of epoch E's journal ever reads: it can neither hide nor reorder the new owner's records.
 Whatever it stored before the new owner listed the prefix is folded in, in order.
@@ -22,29 +23,34 @@ read back, never assumed failed (`bulkops.aws.s3calls`).
 No torn tails. An S3 object is stored whole or not at all, so `read` never yields a torn
 line: `drop_after` is a no-op when it would drop nothing and an error otherwise.
 
-Resume cost. Acquiring folds at most one run's records (about 2 per second of the run
-before) into one snapshot, fetched in parallel; a resume then reads one object.
+Resume cost. Every `fold_every` (1,000) record objects the owner writes one fold object
+holding their lines (kept in a local temporary file as they are appended) and deletes
+them, so a journal is never more than one snapshot, one fold per 1,000 batches and fewer
+than 1,000 records; acquiring folds all of it into the new owner's snapshot. A reader
+that finds a listed object gone (compacted meanwhile) lists again and goes on.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
 from bulkops.aws.s3calls import Retry, S3Calls
 from bulkops.aws.s3client import open_s3_client
+from bulkops.aws.s3journal import JournalListing, Vanished, journal_lines, refuse_unless_empty
 from bulkops.aws.s3lease import Clock, Lease, LeaseTimes
 from bulkops.aws.s3objects import S3Writer, split_lines, spool, upload
-from bulkops.aws.s3url import JournalListing, S3Url, check_name, parse_s3_url
-from bulkops.errors import JournalCorrupt, LeaseLost, NotAJournal, Refused
+from bulkops.aws.s3url import S3Url, check_name, parse_s3_url
+from bulkops.errors import JournalCorrupt, LeaseLost, NotAJournal, Refused, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bulkops.journal.store_protocol import JournalStore
 
 log = structlog.get_logger("bulkops.aws.s3store")
-
-READ_WINDOW = 64  # record objects fetched at once while folding or reading
 
 
 class S3Store:
@@ -58,14 +64,17 @@ class S3Store:
         times: LeaseTimes | None = None,
         clock: Clock | None = None,
         commit_interval: float = 0.5,
+        fold_every: int = 1000,
     ) -> None:
         self.calls, self.url = calls, url
         self.clock = clock or Clock()
         self.lease = Lease(calls, url.lease_key, str(url), times or LeaseTimes(), self.clock)
         self._interval = commit_interval
-        self._seq = 0
+        self._seq = self._folded_seq = 0
+        self._fold_every = fold_every
+        self._tail: IO[bytes] | None = None  # what was appended since the last fold
         self._lines = 0  # lines the last read yielded
-        self._folded: IO[bytes] | None = None  # the snapshot just written, for the first read
+        self._snapshot: IO[bytes] | None = None  # the snapshot just written, for the first read
         self._lock = anyio.Lock()
 
     @classmethod
@@ -81,6 +90,7 @@ class S3Store:
         times: LeaseTimes | None = None,
         clock: Clock | None = None,
         retry: Retry | None = None,
+        fold_every: int = 1000,
     ) -> AsyncIterator[S3Store]:
         """The store at `url` through `session` (an aioboto3 Session: the job's profile and
         credentials), in the bucket's region (found when not given); released on exit."""
@@ -95,7 +105,7 @@ class S3Store:
             sdk_attempts=retry.sdk_attempts,
         ) as (client, _):
             calls = S3Calls(client, where.bucket, sse, retry)
-            store = cls(calls, where, times=times, clock=clock)
+            store = cls(calls, where, times=times, clock=clock, fold_every=fold_every)
             try:
                 yield store
             finally:
@@ -124,28 +134,17 @@ class S3Store:
         return bool((await self._list()).snapshots)
 
     async def create(self, header: bytes) -> None:
-        everything = await self.calls.list_keys(self.url.base)
-        listing = JournalListing(self.url, everything)
-        if listing.snapshots:
-            raise Refused(
-                f"{self.url} already holds a bulkops job: resume it, or pick a new prefix"
-            )
-        others = [k for k, _ in everything if not k.startswith(self.url.journal)]
-        if others or listing.foreign:
-            names = ", ".join(self.url.url(k) for k in (listing.foreign + others)[:3])
-            nested = any("/journal/snapshot/" in k for k in others)
-            what = "another bulkops job" if nested else "objects bulkops did not write"
-            raise Refused(f"{self.url} is not empty: it holds {what} ({names}); pick a new prefix")
+        listing = refuse_unless_empty(self.url, await self.calls.list_keys(self.url.base))
         epoch = await self.lease.take(listing.epochs)
         if not await self.calls.put(self.url.snapshot_key(epoch), header, if_none_match=True):
             raise Refused(
                 f"{self.url} already holds a bulkops job, started just now by another run"
             )
-        self._seq, self._lines = 0, 1
+        self._start(1)
 
     async def acquire(self) -> None:
         listing = await self._list()
-        if listing.current() is None:
+        if listing.epoch is None:
             raise NotAJournal(str(self.url), "no bulkops journal is stored under this prefix")
         epoch = await self.lease.take(listing.epochs)
         try:
@@ -155,22 +154,24 @@ class S3Store:
                 await self.lease.release()
             raise
 
+    def _start(self, lines: int, snapshot: IO[bytes] | None = None) -> None:
+        self._seq = self._folded_seq = 0
+        self._lines, self._snapshot, self._tail = lines, snapshot, spool()
+
     async def _fold(self, epoch: int) -> None:
         """Write `snapshot/EPOCH`: the journal as it stands now; delete what it replaces."""
         started = anyio.current_time()
-        listing = await self._list()  # after the take: a fenced writer adds only ignored keys
-        data = spool()
-        size = 0
-        async for line in self._lines_of(listing):
+        data, size, listing = spool(), 0, await self._list()
+        # listed after the take: a fenced writer adds only keys that are ignored
+        async for line in journal_lines(self.calls, self.url, listing):
             data.write(line)
             size += len(line)
         if not await upload(self.calls, self.url.snapshot_key(epoch), data, size, create_only=True):
             raise JournalCorrupt(
                 self.url.url(self.url.snapshot_key(epoch)), 1, "a snapshot of this epoch exists"
             )
-        self._seq, self._folded = 0, data
-        old = [k for e, k in listing.snapshots.items() if e < epoch]
-        old += [k for e, found in listing.records.items() if e < epoch for _, k in found]
+        self._start(0, data)
+        old = listing.before(epoch)
         await self.calls.delete(old)
         log.info(
             "journal_compacted",
@@ -181,6 +182,25 @@ class S3Store:
             seconds=round(anyio.current_time() - started, 3),
         )
 
+    async def _fold_tail(self) -> None:
+        """Put the records since the last fold into one fold object, then delete them."""
+        assert self._tail is not None
+        epoch, seq, size = self.lease.epoch, self._seq, self._tail.tell()
+        key = self.url.fold_key(epoch, seq)
+        try:
+            stored = await upload(self.calls, key, self._tail, size, create_only=True)
+        except StoreUnavailable as exc:  # the records are all stored: fold next time
+            stored = False
+            log.warning("journal_fold_failed", journal=str(self.url), error=str(exc))
+        if not stored:
+            self._tail.seek(0, 2)  # appends go on at its end
+            return
+        folded = [self.url.record_key(epoch, n) for n in range(self._folded_seq + 1, seq + 1)]
+        self._tail.close()
+        self._tail, self._folded_seq = spool(), seq
+        await self.calls.delete(folded)
+        log.info("journal_folded", journal=str(self.url), epoch=epoch, records=len(folded))
+
     async def keep_alive(self) -> None:
         await self.lease.keep_alive()
 
@@ -188,9 +208,10 @@ class S3Store:
         return self.lease.owned_until()
 
     async def release(self) -> None:
-        if self._folded is not None:
-            self._folded.close()
-            self._folded = None
+        for data in (self._snapshot, self._tail):
+            if data is not None:
+                data.close()
+        self._snapshot = self._tail = None
         await self.lease.release()
 
     async def append(self, data: bytes) -> None:
@@ -203,61 +224,38 @@ class S3Store:
                 raise LeaseLost(str(self.url), f"{self.url.url(key)} was written by another run")
             self._seq += 1
             self.lease.check()  # answered after the deadline: a new owner may not see it
+            if self._tail is not None:
+                self._tail.write(data)
+                if self._seq - self._folded_seq >= self._fold_every:
+                    await self._fold_tail()
 
     async def read(self) -> AsyncIterator[bytes]:
-        count = 0
-        if self._folded is not None:
-            folded, self._folded = self._folded, None
-            try:
-                folded.seek(0)
-                for line in folded:
+        count, held = 0, self._snapshot
+        self._snapshot = None
+        if held is not None:  # the snapshot this owner just wrote: no need to fetch it
+            with held:
+                held.seek(0)
+                for line in held:
                     count += 1
                     yield line
-            finally:
-                folded.close()
-            listing = await self._list()
-            records = listing.records.get(self.lease.epoch, [])
-            async for line in self._records(records):
-                count += 1
-                yield line
-        else:
-            async for line in self._lines_of(await self._list()):
-                count += 1
-                yield line
-        self._lines = count
-
-    async def _lines_of(self, listing: JournalListing) -> AsyncIterator[bytes]:
-        current = listing.current()
-        if current is None:
-            return
-        epoch, key = current
-        async for line in split_lines(self.calls.stream(key)):
-            if not line.endswith(b"\n"):
-                raise JournalCorrupt(self.url.url(key), 0, "the snapshot's last line is cut")
-            yield line
-        async for line in self._records(listing.records.get(epoch, [])):
-            yield line
-
-    async def _records(self, records: list[tuple[int, str]]) -> AsyncIterator[bytes]:
-        """The lines of record objects, in order; fetched READ_WINDOW at a time."""
-        for start in range(0, len(records), READ_WINDOW):
-            window = records[start : start + READ_WINDOW]
-            bodies: list[bytes | None] = [None] * len(window)
-
-            async def fetch(i: int, key: str, bodies: list[bytes | None] = bodies) -> None:
-                found = await self.calls.get(key)
-                if found is None:
-                    raise JournalCorrupt(self.url.url(key), 0, "a listed record vanished")
-                bodies[i] = found.body
-
-            async with anyio.create_task_group() as tg:
-                for i, (_, key) in enumerate(window):
-                    tg.start_soon(fetch, i, key)
-            for (_, key), body in zip(window, bodies, strict=True):
-                if not body or not body.endswith(b"\n"):
-                    raise JournalCorrupt(self.url.url(key), 0, "a record object is empty or cut")
-                for line in body.splitlines(keepends=True):
+        for attempt in range(4):
+            full = held is None or attempt > 0  # after a restart: from the top, skipping
+            skip = count if full else 0
+            try:
+                listing = await self._list()
+                lines = journal_lines(self.calls, self.url, listing, streams=full)
+                async for line in lines:
+                    if skip:
+                        skip -= 1
+                        continue
+                    count += 1
                     yield line
+                break
+            except Vanished:
+                if attempt == 3:
+                    raise
+                log.info("journal_compacted_while_read", journal=str(self.url))
+        self._lines = count
 
     async def drop_after(self, lines: int) -> None:
         if lines >= self._lines:
@@ -288,3 +286,9 @@ class S3Store:
 
     def locate(self, name: str) -> str:
         return self.url.url(self.url.key(name))
+
+
+if TYPE_CHECKING:  # mypy proves the store keeps the seam's Protocol
+
+    def _is_a_journal_store(store: S3Store) -> JournalStore:
+        return store

@@ -5,6 +5,7 @@ A job's objects live under `PREFIX/` (see `bulkops.aws.s3store` for what each on
     PREFIX/journal/lease                        who owns the journal, until when, at which epoch
     PREFIX/journal/snapshot/EEEEEEEEEE          every line of the epochs before E (header first)
     PREFIX/journal/records/EEEEEEEEEE/SSSSSSSSSSSS   a batch of lines appended at epoch E
+    PREFIX/journal/folds/EEEEEEEEEE/SSSSSSSSSSSS     epoch E's records up to S, in one object
     PREFIX/NAME                                 a sibling object ("chunks", "delete.jsonl"...)
 """
 
@@ -22,41 +23,6 @@ _IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
 _SEGMENT_BAD = re.compile(r"[\x00-\x1f\x7f\\{}^%`\[\]\"<>~#|]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 EPOCH_DIGITS, SEQ_DIGITS = 10, 12
-_SNAPSHOT = re.compile(r"journal/snapshot/(\d{10})")
-_RECORD = re.compile(r"journal/records/(\d{10})/(\d{12})")
-
-
-class JournalListing:
-    """The journal objects under a prefix, by kind; anything else there is foreign."""
-
-    def __init__(self, url: S3Url, keys: list[tuple[str, int]]) -> None:
-        self.snapshots: dict[int, str] = {}
-        self.records: dict[int, list[tuple[int, str]]] = {}
-        self.lease = False
-        self.foreign: list[str] = []
-        for key, _size in keys:
-            rest = key[len(url.base) :]
-            if rest == "journal/lease":
-                self.lease = True
-            elif m := _SNAPSHOT.fullmatch(rest):
-                self.snapshots[int(m[1])] = key
-            elif m := _RECORD.fullmatch(rest):
-                self.records.setdefault(int(m[1]), []).append((int(m[2]), key))
-            elif rest.startswith("journal/"):
-                self.foreign.append(key)
-        for found in self.records.values():
-            found.sort()
-
-    @property
-    def epochs(self) -> int:
-        """The highest epoch any object names (0 for none)."""
-        return max([0, *self.snapshots, *self.records])
-
-    def current(self) -> tuple[int, str] | None:
-        if not self.snapshots:
-            return None
-        epoch = max(self.snapshots)
-        return epoch, self.snapshots[epoch]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +63,9 @@ class S3Url:
 
     def record_key(self, epoch: int, seq: int) -> str:
         return f"{self.records_prefix(epoch)}{seq:0{SEQ_DIGITS}d}"
+
+    def fold_key(self, epoch: int, seq: int) -> str:
+        return f"{self.journal}folds/{epoch:0{EPOCH_DIGITS}d}/{seq:0{SEQ_DIGITS}d}"
 
 
 def is_s3_url(text: str) -> bool:
