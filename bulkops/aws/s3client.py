@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bulkops import __version__
 from bulkops.aws.s3calls import code_of, status_of, translate
 from bulkops.aws.s3url import S3Url, resolve_endpoint
-from bulkops.errors import UsageError
+from bulkops.errors import AccessDenied, UsageError
 from bulkops.log import register_url_password
 
 log = structlog.get_logger("bulkops.aws.s3client")
@@ -48,8 +49,8 @@ async def find_region(client: Any, url: S3Url) -> str:
             raise UsageError(
                 f"{where}: the bucket does not exist (create it, or fix the URL)"
             ) from exc
-        region = _region_header(exc.response)
-        if region is None:
+        region = _region_header(exc.response)  # S3 sends it with a 301 or a 403 too
+        if region is None and status_of(exc) != 403:  # 403: ListBucket limited to a prefix
             raise translate(exc, where) from exc
     except BotoCoreError as exc:
         raise translate(exc, where) from exc
@@ -88,5 +89,6 @@ async def open_s3_client(
         "s3", region_name=region, endpoint_url=endpoint, config=config
     ) as client:
         if not checked:
-            await find_region(client, url)  # the bucket exists and can be reached
+            with contextlib.suppress(AccessDenied):  # the first listing tells for sure
+                await find_region(client, url)  # the bucket exists and can be reached
         yield client, region
