@@ -13,6 +13,8 @@
     ├── Unreachable (75)               the pre-flight check got no answer; nothing was sent
     ├── JournalBusy (75)               another live run holds the journal; retry once it ends
     ├── JournalFull (75)               the journal's file system is full; resume once freed
+    ├── LeaseLost (75)                 the journal's lease was not renewed in time, or taken over
+    ├── StoreUnavailable (75)          the checkpoint store did not answer after retries
     └── FatalCall (1)                  a call failure that stops the run
         ├── AccessDenied (77)          AccessDeniedException, or no usable credentials
         ├── QuotaExceeded (1)          ServiceQuotaExceededException
@@ -132,6 +134,25 @@ class JournalBusy(BulkopsError):
             f"journal {path} is in use by another bulkops run ({holder}); nothing was sent. "
             f"Once that run has ended: bulkops resume {path}"
         )
+
+
+class LeaseLost(BulkopsError):
+    """The run lost the journal's lease (not renewed in time, or taken over): it stops sending."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"lost ownership of journal {path} ({reason}); the run stopped sending calls and "
+            f"every record already stored is kept. Resume it: bulkops resume {path}"
+        )
+
+
+class StoreUnavailable(BulkopsError):
+    """The checkpoint store did not answer after retries: stopped, every stored record is kept."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class JournalFull(BulkopsError):

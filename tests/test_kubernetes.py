@@ -74,7 +74,7 @@ def test_the_manifest_comes_from_the_claim_and_the_config_map_holds_only_the_job
 
 
 def test_the_validator_rejects_a_misspelt_field_offline() -> None:
-    (job,) = [doc for _, doc in _documents() if doc["kind"] == "Job"]
+    job = _by_kind()[("Job", "bulkops-archive-legacy")]
     broken = {**job, "spec": {**job["spec"], "backofLimit": 3}}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, VERSION, strict=True)
