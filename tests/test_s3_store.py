@@ -240,6 +240,34 @@ async def test_keep_alive_gives_up_before_the_deadline_when_s3_stops_answering(
             await owner.append(b'{"n":1}\n')
 
 
+def test_lease_times_for_a_call_timeout_leave_room_for_a_call_between_renewals() -> None:
+    for call_timeout in (5.0, 60.0, 300.0):
+        times = LeaseTimes.for_calls(call_timeout)
+        assert times.margin == call_timeout
+        assert times.ttl - times.skew - times.renew_every > call_timeout
+    assert LeaseTimes.for_calls(5.0).ttl == 60.0
+    with pytest.raises(ValueError, match="renew_every"):
+        LeaseTimes(ttl=60, renew_every=15, margin=60, skew=5)
+
+
+@pytest.mark.asyncio
+async def test_a_writer_of_a_run_that_lost_its_lease_cannot_commit(
+    moto_s3: str, bucket: str
+) -> None:
+    old_clock, new_clock = FakeClock(), FakeClock()
+    async with opener(moto_s3, bucket, clock=old_clock, times=SHORT)() as old:
+        await old.create(HEADER)
+        new_clock.advance(61)
+        async with opener(moto_s3, bucket, clock=new_clock, times=SHORT)() as new:
+            await new.acquire()
+            old_clock.advance(61)  # the old run's own clock: past its deadline
+            writer = old.writer("chunks")
+            writer.write(b"stale\n")
+            with pytest.raises(LeaseLost):
+                await writer.commit()
+            assert await new.get("chunks") is None
+
+
 @pytest.mark.asyncio
 async def test_a_503_on_an_applied_conditional_create_is_read_back_not_resent(
     moto_s3: str, bucket: str
