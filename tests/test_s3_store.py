@@ -302,6 +302,38 @@ async def test_a_409_conditional_conflict_is_re_read_and_retried(moto_s3: str, b
 
 
 @pytest.mark.asyncio
+async def test_a_dropped_connection_after_the_write_is_read_back_not_lost(
+    moto_s3: str, bucket: str
+) -> None:
+    async with opener(moto_s3, bucket)() as store:
+        await store.create(HEADER)
+        dropped = inject(store).add(
+            Fault("PutObject", 0, "", key="records/", applied=True, drop=True, times=2)
+        )
+        await store.append(b'{"n":1}\n')
+        await store.append(b'{"n":2}\n')
+        assert dropped.seen == 2
+        assert await _read(store) == [HEADER, b'{"n":1}\n', b'{"n":2}\n']
+
+
+@pytest.mark.asyncio
+async def test_a_reader_that_finds_a_listed_record_gone_lists_again_and_goes_on(
+    moto_s3: str, bucket: str
+) -> None:
+    async with opener(moto_s3, bucket)() as store:
+        await store.create(HEADER)
+        for i in range(3):
+            await store.append(b'{"n":%d}\n' % i)
+    async with opener(moto_s3, bucket)() as reader:
+        gone = inject(reader).add(Fault("GetObject", 404, "NoSuchKey", key="records/.*2$"))
+        with capture_logs() as logs:
+            lines = await _read(reader)
+        assert gone.seen == 1
+        assert lines == [HEADER, b'{"n":0}\n', b'{"n":1}\n', b'{"n":2}\n']
+        assert [e["event"] for e in logs].count("journal_compacted_while_read") == 1
+
+
+@pytest.mark.asyncio
 async def test_s3_failing_past_every_retry_is_75_and_stores_nothing(
     moto_s3: str, bucket: str
 ) -> None:
