@@ -8,7 +8,6 @@ import aioboto3
 import pytest
 from structlog.testing import capture_logs
 
-from bulkops.aws.s3lease import LeaseTimes
 from bulkops.aws.s3store import S3Store
 from bulkops.aws.s3url import parse_s3_url, resolve_endpoint
 from bulkops.errors import (
@@ -35,8 +34,6 @@ from tests.s3_support import (
 from tests.store_contract import CONTRACT, HEADER, OpenStore
 
 __all__ = ["bucket", "moto_s3"]  # fixtures
-
-SHORT = LeaseTimes(ttl=60, renew_every=15, margin=20, skew=5)
 
 
 async def _read(store: S3Store) -> list[bytes]:
