@@ -17,6 +17,7 @@ import anyio
 import boto3
 import pytest
 from aiobotocore.awsrequest import AioAWSResponse
+from botocore.exceptions import ConnectionClosedError
 from moto.server import ThreadedMotoServer
 
 from bulkops.aws.s3calls import Retry
@@ -122,6 +123,7 @@ class Fault:
     key: str = ""  # a regular expression searched in the request's URL path
     times: int = 1  # how many matching requests (-1: every one)
     applied: bool = False
+    drop: bool = False  # the connection drops instead: no answer at all
     seen: int = 0
 
 
@@ -147,6 +149,8 @@ class Faults:
             fault.seen += 1
             if fault.applied:
                 await _send(request)
+            if fault.drop:
+                raise ConnectionClosedError(endpoint_url=request.url)
             return error_response(request.url, fault.status, fault.code)
         return None
 

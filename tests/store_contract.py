@@ -97,6 +97,10 @@ async def check_sibling_objects_commit_abort_and_create_only(open_store: OpenSto
         await dropped.abort()
         await dropped.abort()
         assert await store.get("undo-Unlisted.jsonl") is None
+        left = store.writer("undo-Unlisted.jsonl")
+        left.write(b"y\n")
+        del left  # leaving without commit drops it too
+        assert await store.get("undo-Unlisted.jsonl") is None
         replaced = store.writer("chunks")
         replaced.write(b"c\n")
         await replaced.commit()

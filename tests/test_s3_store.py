@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 import aioboto3
-import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from bulkops.aws.s3lease import LeaseTimes
 from bulkops.aws.s3store import S3Store
 from bulkops.aws.s3url import parse_s3_url, resolve_endpoint
 from bulkops.errors import (
@@ -18,16 +15,13 @@ from bulkops.errors import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     AccessDenied,
-    JournalBusy,
     JournalCorrupt,
-    LeaseLost,
     Refused,
     StoreUnavailable,
     UsageError,
 )
 from tests.s3_support import (
     QUICK_RETRY,
-    FakeClock,
     Fault,
     bucket,
     inject,
@@ -40,8 +34,6 @@ from tests.s3_support import (
 from tests.store_contract import CONTRACT, HEADER, OpenStore
 
 __all__ = ["bucket", "moto_s3"]  # fixtures
-
-SHORT = LeaseTimes(ttl=60, renew_every=15, margin=20, skew=5)
 
 
 async def _read(store: S3Store) -> list[bytes]:
@@ -162,85 +154,6 @@ async def test_a_foreign_object_in_the_journal_is_named(moto_s3: str, bucket: st
 
 
 @pytest.mark.asyncio
-async def test_a_second_run_while_the_lease_is_live_gets_75_naming_the_holder(
-    moto_s3: str, bucket: str
-) -> None:
-    clock = FakeClock()
-    open_store = opener(moto_s3, bucket, clock=clock, times=SHORT)
-    async with open_store() as first:
-        await first.create(HEADER)
-        clock.advance(50)  # not yet expired
-        async with open_store() as second:
-            with pytest.raises(JournalBusy) as busy:
-                await second.acquire()
-    assert busy.value.exit_code == EXIT_INTERRUPTED
-    assert "pid" in str(busy.value) and "since" in str(busy.value)
-    assert f"s3://{bucket}/jobs/one" in str(busy.value)
-
-
-@pytest.mark.asyncio
-async def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
-    moto_s3: str, bucket: str
-) -> None:
-    old_clock, new_clock = FakeClock(), FakeClock()
-    async with opener(moto_s3, bucket, clock=old_clock, times=SHORT)() as old:
-        await old.create(HEADER)
-        await old.append(b'{"n":1}\n')
-        new_clock.advance(61)  # the new host sees the lease expired; the old one is frozen
-        with capture_logs() as logs:
-            async with opener(moto_s3, bucket, clock=new_clock, times=SHORT)() as new:
-                await new.acquire()
-                assert new.lease.epoch == 2
-                await old.append(b'{"zombie":1}\n')  # the old holder still thinks it owns
-                await new.append(b'{"n":2}\n')
-                assert await _read(new) == [HEADER, b'{"n":1}\n', b'{"n":2}\n']
-                with pytest.raises(LeaseLost) as lost:
-                    await old.keep_alive()  # its renewal finds the lease taken
-                assert lost.value.exit_code == EXIT_INTERRUPTED
-                with pytest.raises(LeaseLost):
-                    await old.append(b'{"zombie":2}\n')
-        taken = [e for e in logs if e["event"] == "lease_taken_over"]
-        assert taken and "pid" in taken[0]["previous"]
-    async with opener(moto_s3, bucket)() as reader:
-        assert b'{"zombie":1}\n' not in await _read(reader)
-
-
-@pytest.mark.asyncio
-async def test_keep_alive_renews_so_the_lease_never_expires(moto_s3: str, bucket: str) -> None:
-    clock = FakeClock()
-    open_store = opener(moto_s3, bucket, clock=clock, times=SHORT)
-    async with open_store() as owner:
-        await owner.create(HEADER)
-        first_deadline = owner.owned_until()
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(owner.keep_alive)  # its sleeps move the fake clock on
-                while owner.owned_until() < first_deadline + 130:  # 9 renewals or more
-                    await anyio.sleep(0.005)
-                tg.cancel_scope.cancel()
-        assert clock.now >= 1_000 + 130 and owner.owned_until() - clock.now > SHORT.margin
-        async with open_store() as second:
-            with pytest.raises(JournalBusy):
-                await second.acquire()
-
-
-@pytest.mark.asyncio
-async def test_keep_alive_gives_up_before_the_deadline_when_s3_stops_answering(
-    moto_s3: str, bucket: str
-) -> None:
-    clock = FakeClock()
-    async with opener(moto_s3, bucket, clock=clock, times=SHORT)() as owner:
-        await owner.create(HEADER)
-        deadline = owner.owned_until()
-        inject(owner).add(Fault("PutObject", 503, "SlowDown", key="journal/lease$", times=-1))
-        with anyio.fail_after(5), pytest.raises(LeaseLost, match=r"could not be renewed in time"):
-            await owner.keep_alive()
-        assert deadline - SHORT.margin - 1 <= clock.now <= deadline - SHORT.margin + 1
-        with pytest.raises(LeaseLost):
-            await owner.append(b'{"n":1}\n')
-
-
-@pytest.mark.asyncio
 async def test_a_503_on_an_applied_conditional_create_is_read_back_not_resent(
     moto_s3: str, bucket: str
 ) -> None:
@@ -271,6 +184,38 @@ async def test_a_409_conditional_conflict_is_re_read_and_retried(moto_s3: str, b
         await store.lease.renew()
         assert renewal.seen == 1
         assert await _read(store) == [HEADER, b'{"n":1}\n']
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_connection_after_the_write_is_read_back_not_lost(
+    moto_s3: str, bucket: str
+) -> None:
+    async with opener(moto_s3, bucket)() as store:
+        await store.create(HEADER)
+        dropped = inject(store).add(
+            Fault("PutObject", 0, "", key="records/", applied=True, drop=True, times=2)
+        )
+        await store.append(b'{"n":1}\n')
+        await store.append(b'{"n":2}\n')
+        assert dropped.seen == 2
+        assert await _read(store) == [HEADER, b'{"n":1}\n', b'{"n":2}\n']
+
+
+@pytest.mark.asyncio
+async def test_a_reader_that_finds_a_listed_record_gone_lists_again_and_goes_on(
+    moto_s3: str, bucket: str
+) -> None:
+    async with opener(moto_s3, bucket)() as store:
+        await store.create(HEADER)
+        for i in range(3):
+            await store.append(b'{"n":%d}\n' % i)
+    async with opener(moto_s3, bucket)() as reader:
+        gone = inject(reader).add(Fault("GetObject", 404, "NoSuchKey", key="records/.*2$"))
+        with capture_logs() as logs:
+            lines = await _read(reader)
+        assert gone.seen == 1
+        assert lines == [HEADER, b'{"n":0}\n', b'{"n":1}\n', b'{"n":2}\n']
+        assert [e["event"] for e in logs].count("journal_compacted_while_read") == 1
 
 
 @pytest.mark.asyncio
@@ -384,18 +329,3 @@ async def test_objects_use_sse_kms_when_a_key_is_given(moto_s3: str, bucket: str
         head = admin.head_object(Bucket=bucket, Key=key)
         assert head["ServerSideEncryption"] == "aws:kms", key
         assert key_id in head["SSEKMSKeyId"]
-
-
-@pytest.mark.asyncio
-async def test_the_lease_holds_who_and_until_when_and_no_credentials(
-    moto_s3: str, bucket: str
-) -> None:
-    async with opener(moto_s3, bucket)() as store:
-        await store.create(HEADER)
-        body = s3_admin(moto_s3).get_object(Bucket=bucket, Key="jobs/one/journal/lease")
-        doc = json.loads(body["Body"].read())
-    assert set(doc) == {
-        "bulkops", "version", "epoch", "host", "pid", "since",
-        "expires", "expires_at", "released", "nonce",
-    }  # fmt: skip
-    assert doc["epoch"] == 1 and not doc["released"]

@@ -44,6 +44,16 @@ class LeaseTimes:
     margin: float = 20.0  # the longest call a run may have in flight
     skew: float = 5.0  # how far another host's clock may be ahead of ours
 
+    @classmethod
+    def for_calls(cls, call_timeout: float, renew_every: float = 15.0) -> LeaseTimes:
+        """Times for a run whose longest call takes `call_timeout`: a run sends a call only
+        while it will end before `owned_until`, which, renewed every `renew_every`, stays at
+        least `ttl - skew - renew_every` ahead: more than one call, so calls keep flowing
+        through one failed renewal; it gives up `call_timeout` before ownership ends."""
+        skew = 5.0
+        ttl = max(60.0, call_timeout + skew + 2 * renew_every)
+        return cls(ttl=ttl, renew_every=renew_every, margin=call_timeout, skew=skew)
+
     def __post_init__(self) -> None:
         if not (self.renew_every > 0 and self.renew_every + self.margin + self.skew < self.ttl):
             raise ValueError("lease times need renew_every + margin + skew < ttl")

@@ -117,8 +117,8 @@ class S3Writer:
     async def commit(self) -> None:
         if self._data is None:
             raise RuntimeError(f"{self.calls.where(self.key)} is already committed or aborted")
-        self.guard()
         try:
+            self.guard()
             stored = await upload(
                 self.calls, self.key, self._data, self._size, create_only=self.create_only
             )
@@ -132,3 +132,7 @@ class S3Writer:
         if self._data is not None:
             self._data.close()
             self._data = None
+
+    def __del__(self) -> None:  # left without commit or abort: dropped, like abort
+        if self._data is not None:
+            self._data.close()
