@@ -1,12 +1,16 @@
-"""The journal store contract: every store (local files, memory) keeps a job the same way."""
+"""The journal store contract: every store (local files, memory, S3) keeps a job the same way."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import pytest
 from store_factories import FACTORIES, StoreMaker
 
 from bulkops.errors import JournalBusy, NotAJournal, Refused
 from bulkops.journal.store import JournalStore
+from tests.store_contract import CONTRACT, OpenStore
 
 HEADER = b'{"type":"header"}\n'
 
@@ -167,3 +171,20 @@ def test_describe_and_locate_say_where_without_secrets(store_factory: StoreMaker
     for text in where:
         assert not any(word in text.lower() for word in ("secret", "token", "password", "@"))
     assert store.commit_interval >= 0
+
+
+@asynccontextmanager
+async def _released(store: JournalStore) -> AsyncIterator[JournalStore]:
+    try:
+        yield store
+    finally:
+        await store.release()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("check", CONTRACT, ids=lambda c: c.__name__.removeprefix("check_"))
+async def test_the_contract_the_s3_store_is_held_to_holds_here_too(
+    check: Callable[[OpenStore], Awaitable[None]], store_factory: StoreMaker
+) -> None:
+    """The checks `tests/test_s3_store.py` runs on S3 (moto's server), on these stores."""
+    await check(lambda: _released(store_factory()))

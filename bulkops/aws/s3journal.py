@@ -17,6 +17,7 @@ from bulkops.aws.s3calls import S3Calls
 from bulkops.aws.s3objects import split_lines
 from bulkops.aws.s3url import S3Url
 from bulkops.errors import JournalCorrupt, Refused
+from bulkops.journal.chunklist import CHUNKS
 
 _SNAPSHOT = re.compile(r"journal/snapshot/(\d{10})")
 _FOLD = re.compile(r"journal/folds/(\d{10})/(\d{12})")
@@ -85,11 +86,13 @@ class JournalListing:
 
 def refuse_unless_empty(url: S3Url, everything: list[tuple[str, int]]) -> JournalListing:
     """The listing of a prefix a new job may start in: Refused, naming what is there, if
-    it holds a job (this one or a nested one) or objects bulkops did not write."""
+    it holds a job (this one or a nested one) or objects bulkops did not write. The job's
+    chunk list, which a run stores just before its journal, is expected there."""
     listing = JournalListing(url, everything)
     if listing.snapshots:
         raise Refused(f"{url} already holds a bulkops job: resume it, or pick a new prefix")
-    others = [k for k, _ in everything if not k.startswith(url.journal)]
+    ours = url.key(CHUNKS)
+    others = [k for k, _ in everything if not k.startswith(url.journal) and k != ours]
     if others or listing.foreign:
         names = ", ".join(url.url(k) for k in (listing.foreign + others)[:3])
         nested = any("/journal/snapshot/" in k for k in others)

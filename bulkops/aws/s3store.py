@@ -48,7 +48,7 @@ from bulkops.aws.s3url import S3Url, check_name, parse_s3_url
 from bulkops.errors import JournalCorrupt, LeaseLost, NotAJournal, Refused, StoreUnavailable
 
 if TYPE_CHECKING:
-    from bulkops.journal.store_protocol import JournalStore
+    from bulkops.journal.store import JournalStore
 
 log = structlog.get_logger("bulkops.aws.s3store")
 
@@ -278,8 +278,12 @@ class S3Store:
         return None if found is None else found.body
 
     async def lines(self, name: str) -> AsyncIterator[bytes]:
-        async for line in split_lines(self.calls.stream(self.url.key(name))):
+        key, empty = self.url.key(name), True
+        async for line in split_lines(self.calls.stream(key)):
+            empty = False
             yield line
+        if empty and await self.calls.get_size(key) is None:  # as a local store: no such file
+            raise FileNotFoundError(f"{self.url.url(key)} does not exist")
 
     async def delete(self, name: str) -> None:
         await self.calls.delete([self.url.key(check_name(name))])

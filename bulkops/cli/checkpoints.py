@@ -10,18 +10,20 @@ from typing import Any
 import anyio
 import click
 
-from bulkops.cli.exits import fail, run_ending
+from bulkops.cli.exits import fail, logs_are_json, run_ending
 from bulkops.cli.options import (
+    aws_settings,
     config_option,
     output_option,
     run_options,
     setup_logs,
     with_options,
 )
+from bulkops.cli.params import CHECKPOINT, lease_times
 from bulkops.cli.runs import checkpoint_header, resume
 from bulkops.engine.types import RunResult, Stats
 from bulkops.errors import EXIT_USAGE, BulkopsError
-from bulkops.journal.location import open_store
+from bulkops.journal.location import Checkpoint, open_store, use_aws
 from bulkops.report.merge import Totals
 from bulkops.report.render import REPORT_FORMATS, render
 from bulkops.report.undo import make_undo, undo_lines
@@ -33,16 +35,20 @@ from bulkops.report.undo import make_undo, undo_lines
 Example:
   bulkops resume bulkops-checkpoints/delete-20261121T130000Z-1a2b3c.journal --rate 50""",
 )
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=CHECKPOINT)
 @config_option
 @with_options(*run_options(), output_option)
-def resume_cmd(checkpoint: Path, **kw: Any) -> None:
+def resume_cmd(checkpoint: Checkpoint, **kw: Any) -> None:
     """Continue a job from its checkpoint: only what is not yet done is sent.
 
     The job and its manifest come from the checkpoint (a changed manifest is refused);
     rate, concurrency and the other run options may differ from the first run.
     """
     setup_logs(kw)
+    try:
+        use_aws(aws_settings(kw), lease=lease_times(kw))
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
     resume(checkpoint, checkpoint_header(checkpoint), kw)
 
 
@@ -53,7 +59,7 @@ Examples:
   bulkops report CHECKPOINT --failed-only --format csv > retry.csv
   bulkops report CHECKPOINT --format json --exit-code > report.json   # gate CI on it""",
 )
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=CHECKPOINT)
 @click.option(
     "--format",
     "fmt",
@@ -79,13 +85,22 @@ Examples:
     help="Exit 3 when versions failed permanently, 75 when the job is unfinished "
     "(pending or not started), as the run itself would; without it a report exits 0.",
 )
-def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool, exit_code: bool) -> None:
+def report_cmd(
+    checkpoint: Checkpoint, fmt: str, failed_only: bool, undo: bool, exit_code: bool
+) -> None:
     """Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes."""
+    logs_are_json()  # sets the logs up on stderr: nothing but the report goes to stdout
     store = open_store(checkpoint)
     if not anyio.run(store.exists, backend="asyncio"):
         fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
     try:
         if undo:
+            if not isinstance(checkpoint, Path):
+                fail(
+                    "--undo writes manifests that set-status reads with --manifest, so it "
+                    f"needs a local checkpoint, and {checkpoint} is in S3",
+                    EXIT_USAGE,
+                )
             plan = anyio.run(make_undo, checkpoint, backend="asyncio")
             for line in undo_lines(checkpoint, plan):
                 click.echo(line)
@@ -98,7 +113,7 @@ def report_cmd(checkpoint: Path, fmt: str, failed_only: bool, undo: bool, exit_c
         sys.exit(_report_exit(checkpoint, totals))
 
 
-def _report_exit(checkpoint: Path, totals: Totals) -> int:
+def _report_exit(checkpoint: Checkpoint, totals: Totals) -> int:
     """The exit code the job's outcome stands for (0, 3 or 75), told as a run would tell it."""
     ending = run_ending(RunResult(Stats()), totals, checkpoint, f"bulkops resume {checkpoint}")
     ending.tell(checkpoint)

@@ -13,7 +13,6 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import anyio
@@ -24,7 +23,7 @@ from bulkops import log as logsetup
 from bulkops.engine.types import RunResult
 from bulkops.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PERMANENT_FAILURES
 from bulkops.jobs.guarded import tripped_message
-from bulkops.journal.location import open_store
+from bulkops.journal.location import Checkpoint, open_store
 from bulkops.log import redact_text
 from bulkops.report.merge import Totals
 from bulkops.report.render import render
@@ -81,7 +80,7 @@ class Ending:
     level: Level = "warning"
     fields: dict[str, Any] = field(default_factory=dict)
 
-    def tell(self, checkpoint: Path) -> None:
+    def tell(self, checkpoint: Checkpoint) -> None:
         if self.event is not None:
             notify(
                 self.event,
@@ -93,7 +92,7 @@ class Ending:
             )
 
 
-def run_ending(result: RunResult, totals: Totals, checkpoint: Path, resume: str) -> Ending:
+def run_ending(result: RunResult, totals: Totals, checkpoint: Checkpoint, resume: str) -> Ending:
     """The exit code of a run and its hint; `resume` is the command that continues the job."""
     stats = result.stats
     if result.fatal is not None:
@@ -153,7 +152,7 @@ def run_ending(result: RunResult, totals: Totals, checkpoint: Path, resume: str)
 
 
 def closing_summary(
-    checkpoint: Path, result: RunResult, totals: Totals, ending: Ending
+    checkpoint: Checkpoint, result: RunResult, totals: Totals, ending: Ending
 ) -> dict[str, Any]:
     """The `--output json` document of a finished run."""
     stats = result.stats
@@ -171,7 +170,7 @@ def closing_summary(
     }
 
 
-def finish(checkpoint: Path, result: RunResult, output: Output = "text") -> int:
+def finish(checkpoint: Checkpoint, result: RunResult, output: Output = "text") -> int:
     """Print the job's report summary and choose the exit code for the whole job."""
     out = sys.stdout if output == "text" else io.StringIO()
     totals = anyio.run(render, open_store(checkpoint), "table", out, backend="asyncio")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +10,7 @@ import click
 from bulkops.cli.options import aws_settings, engine_settings
 from bulkops.jobs.job import Job, Supervision
 from bulkops.jobs.rails import Rails
+from bulkops.journal.location import Checkpoint
 from bulkops.model import JobSpec
 
 _DEFAULT = Rails()
@@ -89,7 +89,9 @@ def supervision_from(kw: dict[str, Any]) -> Supervision:
     )
 
 
-def job_from(kw: dict[str, Any], spec: JobSpec, checkpoint: Path, *, rails: bool = True) -> Job:
+def job_from(
+    kw: dict[str, Any], spec: JobSpec, checkpoint: Checkpoint, *, rails: bool = True
+) -> Job:
     """The job a command's options describe; `rails=False` for a resume (it runs none)."""
     return Job(
         spec,

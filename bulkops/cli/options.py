@@ -13,6 +13,7 @@ from bulkops.aws.session import AwsSettings
 from bulkops.cli.concurrency import concurrency_options
 from bulkops.cli.config import default_map, load_job_file
 from bulkops.cli.exits import fail
+from bulkops.cli.params import checkpoint_options, lease_option
 from bulkops.engine.limits import RetryPolicy
 from bulkops.engine.types import EngineSettings
 from bulkops.errors import EXIT_USAGE, BulkopsError
@@ -102,19 +103,7 @@ def job_options(manifest_help: str = VERSIONS_MANIFEST) -> list[Decorator]:
             type=click.Choice(["jsonl", "csv"]),
             help="Manifest format when the extension does not tell.",
         ),
-        click.option(
-            "--checkpoint",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Journal file of this job (default: a new file in --checkpoint-dir).",
-        ),
-        click.option(
-            "--checkpoint-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=CHECKPOINT_DIR,
-            show_default=True,
-            envvar=_env("checkpoint_dir"),
-            help="Where new checkpoints are created.",
-        ),
+        *checkpoint_options(CHECKPOINT_DIR),
         click.option(
             "--execute",
             is_flag=True,
@@ -144,6 +133,7 @@ def run_options() -> list[Decorator]:
     """How a run behaves; a resume may change every one of them."""
     return [
         *concurrency_options(_ENGINE.max_concurrency),
+        lease_option,
         click.option(
             "--rate",
             type=click.FloatRange(min=0.1),

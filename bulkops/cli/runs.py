@@ -15,6 +15,7 @@ import structlog
 from bulkops.cli.exits import fail, finish, notify, plural, print_json
 from bulkops.cli.job import job_from, rails_from
 from bulkops.cli.options import aws_settings, setup_logs
+from bulkops.cli.params import lease_times
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
 from bulkops.jobs.checks import check_target
 from bulkops.jobs.guarded import check_job_caps, run_new_guarded
@@ -23,7 +24,7 @@ from bulkops.jobs.prepare import default_checkpoint, header_for, prepare
 from bulkops.jobs.start import run_resume
 from bulkops.jobs.supervisor import Start, supervise
 from bulkops.journal.journal import JournalHeader, read_header
-from bulkops.journal.location import open_store
+from bulkops.journal.location import Checkpoint, open_store, spool_dir, use_aws
 from bulkops.manifest.estimate import Estimate, estimate
 from bulkops.manifest.files import file_sha256
 from bulkops.manifest.scan import ManifestSummary
@@ -35,8 +36,12 @@ log = structlog.get_logger("bulkops.cli")
 def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     """The body shared by the five operation commands."""
     setup_logs(kw)
-    checkpoint: Path = kw["checkpoint"] or default_checkpoint(spec, kw["checkpoint_dir"])
-    if kw["execute"] and checkpoint.exists():
+    checkpoint: Checkpoint = kw["checkpoint"] or default_checkpoint(spec, kw["checkpoint_dir"])
+    try:
+        use_aws(aws_settings(kw), kms_key=kw.get("checkpoint_kms_key"), lease=lease_times(kw))
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
+    if kw["execute"] and stored(checkpoint):
         if kw["resume_existing"]:
             _resume_same_job(checkpoint, spec, kw)
         fail(
@@ -53,7 +58,7 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
                 spec,
                 kw["manifest"],
                 manifest_format=kw["manifest_format"],
-                spool_dir=checkpoint.parent,  # a spooled stdin stays beside the job, for resume
+                spool_dir=spool_dir(checkpoint),  # a spooled stdin stays beside a local job
                 checkpoint=checkpoint,
             ),
             backend="asyncio",
@@ -132,7 +137,7 @@ def nothing_to_do(exc: NothingToDo, kw: dict[str, Any]) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
-def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoReturn:
+def _resume_same_job(checkpoint: Checkpoint, spec: JobSpec, kw: dict[str, Any]) -> NoReturn:
     header = checkpoint_header(checkpoint)
     if header.spec != spec:
         fail(
@@ -149,7 +154,7 @@ def _resume_same_job(checkpoint: Path, spec: JobSpec, kw: dict[str, Any]) -> NoR
     resume(checkpoint, header, kw)
 
 
-def _check_same_manifest(checkpoint: Path, header: JournalHeader, manifest: str) -> None:
+def _check_same_manifest(checkpoint: Checkpoint, header: JournalHeader, manifest: str) -> None:
     """End the command unless --manifest is the very file, unchanged, the checkpoint's job ran."""
     if manifest == "-":
         fail(
@@ -175,18 +180,25 @@ def _check_same_manifest(checkpoint: Path, header: JournalHeader, manifest: str)
         )
 
 
-def checkpoint_header(checkpoint: Path) -> JournalHeader:
-    """The header of the job a checkpoint holds; a missing or unreadable one ends the command."""
-    store = open_store(checkpoint)
-    if not anyio.run(store.exists, backend="asyncio"):
-        fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
+def stored(checkpoint: Checkpoint) -> bool:
+    """Whether a journal is stored at `checkpoint`; a store that cannot be read ends the command."""
     try:
-        return anyio.run(read_header, store, backend="asyncio")
+        return anyio.run(open_store(checkpoint).exists, backend="asyncio")
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
 
 
-def resume(checkpoint: Path, header: JournalHeader, kw: dict[str, Any]) -> NoReturn:
+def checkpoint_header(checkpoint: Checkpoint) -> JournalHeader:
+    """The header of the job a checkpoint holds; a missing or unreadable one ends the command."""
+    if not stored(checkpoint):
+        fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
+    try:
+        return anyio.run(read_header, open_store(checkpoint), backend="asyncio")
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
+
+
+def resume(checkpoint: Checkpoint, header: JournalHeader, kw: dict[str, Any]) -> NoReturn:
     """Run what the checkpoint's job has not yet done, under this run's options."""
     job = job_from(kw, header.spec, checkpoint, rails=False)
     _run_job(job, header, kw, lambda stop, stats: run_resume(job, stop, stats))

@@ -37,6 +37,7 @@ from bulkops.jobs.job import Job
 from bulkops.jobs.prepare import CHECKPOINT_DIR, Prepared, default_checkpoint, prepare
 from bulkops.jobs.safe_delete import (
     check_same_safe_delete,
+    local_checkpoint,
     phase_jobs,
     phase_paths,
     run_phase,
@@ -91,10 +92,9 @@ def run_safe_delete(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
 
 
 def _run(kw: dict[str, Any], spec: JobSpec) -> int:
-    checkpoint: Path = kw["checkpoint"] or default_checkpoint(
-        spec, kw.get("checkpoint_dir") or CHECKPOINT_DIR
-    )
-    first_job, second_job = phase_jobs(job_from(kw, spec, checkpoint))
+    where = kw["checkpoint"] or default_checkpoint(spec, kw.get("checkpoint_dir") or CHECKPOINT_DIR)
+    first_job, second_job = phase_jobs(job_from(kw, spec, where))  # a local checkpoint only
+    checkpoint = local_checkpoint(second_job)
     phase1, manifest2 = phase_paths(checkpoint)
     started = phase1.exists() or checkpoint.exists()
     if kw["execute"] and started and not kw.get("resume_existing"):
@@ -199,7 +199,7 @@ def _plan(
 def _phase2(
     job: Job, manifest2: Path | None, kw: dict[str, Any], again: str, first: Totals | None = None
 ) -> int:
-    checkpoint = job.checkpoint
+    checkpoint = local_checkpoint(job)
     if manifest2 is None:  # resuming phase 2: its journal names its manifest
         result = run_phase(job, None)
     else:

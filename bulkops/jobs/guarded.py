@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import structlog
 
@@ -38,7 +37,7 @@ from bulkops.jobs.rails import (
 )
 from bulkops.jobs.start import journaled_run, new_journal, run_new, work_items
 from bulkops.journal.journal import Journal, JournalHeader
-from bulkops.journal.location import open_store
+from bulkops.journal.location import Checkpoint, open_store
 from bulkops.manifest.scan import ManifestSummary
 from bulkops.model import Chunk, ChunkOutcome, JobSpec, PackageRef
 from bulkops.registry import Catalog, Location
@@ -61,7 +60,7 @@ def check_job_caps(rails: Rails, spec: JobSpec, summary: ManifestSummary) -> Non
 async def check_job_keep_min(
     catalog: Catalog,
     header: JournalHeader,
-    checkpoint: Path,
+    checkpoint: Checkpoint,
     keep_min: int,
     settings: DiscoverySettings | None = None,
 ) -> None:

@@ -11,12 +11,12 @@ one `Job`; the CLI builds it from its options once, so no argument list is repea
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from bulkops.aws.session import AwsSettings
 from bulkops.engine.engine import EngineSettings
 from bulkops.jobs.progress import ProgressMode
 from bulkops.jobs.rails import Rails
+from bulkops.journal.location import Checkpoint
 from bulkops.model import JobSpec
 
 
@@ -34,12 +34,12 @@ class Job:
     """One job: its spec, its checkpoint, and the settings of the run that carries it."""
 
     spec: JobSpec
-    checkpoint: Path
+    checkpoint: Checkpoint  # a local journal file or an s3:// URL
     settings: EngineSettings = field(default_factory=EngineSettings)
     aws: AwsSettings = field(default_factory=AwsSettings)
     rails: Rails = field(default_factory=Rails)
     supervision: Supervision = field(default_factory=Supervision)
 
-    def phase(self, spec: JobSpec, checkpoint: Path, rails: Rails | None = None) -> Job:
+    def phase(self, spec: JobSpec, checkpoint: Checkpoint, rails: Rails | None = None) -> Job:
         """Another job run with the same settings: a safe delete's phase, a resumed job."""
         return replace(self, spec=spec, checkpoint=checkpoint, rails=rails or Rails())

@@ -29,7 +29,7 @@ from bulkops.journal.chunklist import CHUNKS, ChunkListWriter
 from bulkops.journal.journal import (
     JournalHeader,
 )
-from bulkops.journal.location import open_store
+from bulkops.journal.location import Checkpoint, job_in, open_store
 from bulkops.manifest.files import file_sha256, spool_stdin
 from bulkops.manifest.scan import ManifestSummary, scan_manifest
 from bulkops.model import JobSpec, Operation
@@ -40,10 +40,12 @@ log = structlog.get_logger("bulkops.jobs.prepare")
 CHECKPOINT_DIR = Path("bulkops-checkpoints")
 
 
-def default_checkpoint(spec: JobSpec, directory: Path = CHECKPOINT_DIR) -> Path:
-    """A new checkpoint path: operation, UTC time and a random suffix, never an existing file."""
+def default_checkpoint(spec: JobSpec, directory: Checkpoint = CHECKPOINT_DIR) -> Checkpoint:
+    """A new checkpoint in `directory` (a path, or an s3:// prefix): operation, UTC time and
+    a random suffix, never an existing one."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return directory / f"{spec.operation.value}-{stamp}-{secrets.token_hex(3)}.journal"
+    name = f"{spec.operation.value}-{stamp}-{secrets.token_hex(3)}"
+    return job_in(directory, name + ".journal" if isinstance(directory, Path) else name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,7 @@ class Prepared:
     summary: ManifestSummary
     manifest: Path
 
-    checkpoint: Path | None = None
+    checkpoint: Checkpoint | None = None
 
     async def discard(self, *, spooled: bool) -> None:
         """Remove what preparing wrote, for a job refused before its journal exists:
@@ -86,7 +88,7 @@ async def prepare(
     *,
     manifest_format: str | None,
     spool_dir: Path,
-    checkpoint: Path | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Prepared:
     """Validate the job and its manifest; stdin (`-`) is first spooled into `spool_dir`.
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import anyio
 
 from bulkops.engine.types import RunResult
-from bulkops.errors import ManifestChanged
+from bulkops.errors import ManifestChanged, UsageError
 from bulkops.jobs.guarded import run_new_guarded
 from bulkops.jobs.job import Job
 from bulkops.jobs.prepare import Prepared, header_for
@@ -63,6 +63,11 @@ def phase_jobs(job: Job) -> tuple[Job, Job]:
     phase 1 archives, pinned and behind the job's rails, into C.archive.journal; phase 2
     deletes what was archived (expectedStatus=Archived) into C, without rails."""
     spec = job.spec
+    if not isinstance(job.checkpoint, Path):
+        raise UsageError(
+            "--safe-delete keeps its two phases' journals and manifests beside a local "
+            f"checkpoint, and {job.checkpoint} is not one: give a local --checkpoint"
+        )
     if spec.operation is not Operation.DELETE:
         raise ValueError(f"a safe delete is a delete, not {spec.operation.value}")
     archive = replace(spec, operation=Operation.SET_STATUS, target_status="Archived")
@@ -102,6 +107,13 @@ async def write_phase2_manifest(phase1: Path, checkpoint: Path) -> int:
     finally:
         await out.abort()
     return n
+
+
+def local_checkpoint(job: Job) -> Path:
+    """A safe delete phase's checkpoint, local by `phase_jobs`."""
+    if not isinstance(job.checkpoint, Path):
+        raise UsageError(f"checkpoint {job.checkpoint} is not local")
+    return job.checkpoint
 
 
 def run_phase(job: Job, prepared: Prepared | None) -> RunResult:

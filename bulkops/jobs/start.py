@@ -7,6 +7,7 @@ result = await run_resume(job, stop, stats)          # only what is not yet done
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -189,7 +190,11 @@ async def journaled_run(
     run = JournaledRun()
     try:
         with collector_for_runs():
-            yield run
+            if math.isinf(journal.store.owned_until()):  # a local journal: owned while open
+                yield run
+            else:
+                async with _owning(journal):
+                    yield run
     finally:
         result = run.result or RunResult(
             stats, f"{stop.reason or 'error'}, then cancelled", stop.fatal, tripped=stop.tripped
@@ -197,6 +202,19 @@ async def journaled_run(
         if not journal.broken:  # a failed write is never retried on the same file
             with anyio.CancelScope(shield=True):
                 await journal.event("run_ended", **run_ending(result))
+
+
+@asynccontextmanager
+async def _owning(journal: Journal) -> AsyncIterator[None]:
+    """Keep a leased journal (S3) owned for as long as the run goes on. A renewal that fails
+    in time raises LeaseLost before the lease can expire, and the run's calls are cancelled
+    (resent on resume): no call outlives the ownership its outcome is recorded under."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.store.keep_alive)
+        try:
+            yield
+        finally:
+            tg.cancel_scope.cancel()
 
 
 @contextmanager

@@ -8,8 +8,11 @@ and `tear` leaves a torn last line as a crash mid-append would.
 from __future__ import annotations
 
 import math
+import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import anyio.lowlevel
 
@@ -146,7 +149,9 @@ class MemoryStore:
         space = self.space
         if space.owner is not None and space.owner is not self:
             raise JournalBusy(self.describe(), space.holder)
-        space.owner, space.holder = self, f"store {id(self):#x} in this process"
+        since = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        space.owner = self
+        space.holder = f"pid {os.getpid()} on host {socket.gethostname()}, since {since}"
 
     def _journal(self) -> list[bytes]:
         if self.space.owner is not self or self.space.journal is None:
