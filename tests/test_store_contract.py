@@ -100,31 +100,6 @@ async def test_a_torn_tail_is_read_as_such_and_dropped_after_the_intact_lines(
 
 
 @pytest.mark.anyio
-async def test_a_sibling_is_published_whole_on_commit_and_dropped_on_abort(
-    store_factory: StoreMaker,
-) -> None:
-    store = store_factory()
-    assert await store.get("chunks") is None
-    writer = store.writer("chunks")
-    writer.write(b"a\n")
-    writer.write(b"b\n")
-    assert await store.get("chunks") is None  # nothing shows before the commit
-    await writer.commit()
-    await writer.abort()  # a no-op after commit
-    assert await store.get("chunks") == b"a\nb\n"
-    assert [line async for line in store.lines("chunks")] == [b"a\n", b"b\n"]
-    dropped = store.writer("chunks")
-    dropped.write(b"other\n")
-    await dropped.abort()
-    await dropped.abort()  # idempotent
-    assert await store.get("chunks") == b"a\nb\n"
-    replaced = store.writer("chunks")
-    replaced.write(b"c\n")
-    await replaced.commit()
-    assert await store.get("chunks") == b"c\n"
-
-
-@pytest.mark.anyio
 async def test_create_only_lets_the_first_writer_win(store_factory: StoreMaker) -> None:
     store = store_factory()
     first, second = store.writer("lease", create_only=True), store.writer("lease", create_only=True)

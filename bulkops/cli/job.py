@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import anyio
 import click
 
 from bulkops.cli.options import aws_settings, engine_settings
 from bulkops.jobs.job import Job, Supervision
+from bulkops.jobs.prepare import Prepared, prepare
 from bulkops.jobs.rails import Rails
 from bulkops.journal.location import Checkpoint
 from bulkops.model import JobSpec
@@ -100,4 +104,26 @@ def job_from(
         aws_settings(kw),
         rails_from(kw) if rails else Rails(),
         supervision_from(kw),
+    )
+
+
+def prepare_now(
+    spec: JobSpec,
+    manifest: str,
+    manifest_format: str | None,
+    spool_dir: Path,
+    checkpoint: Checkpoint | None = None,
+) -> Prepared:
+    """`prepare` from the CLI's synchronous code: validate and chunk the manifest (and with
+    `checkpoint`, store its chunk list) in an event loop of its own."""
+    return anyio.run(
+        partial(
+            prepare,
+            spec,
+            manifest,
+            manifest_format=manifest_format,
+            spool_dir=spool_dir,
+            checkpoint=checkpoint,
+        ),
+        backend="asyncio",
     )

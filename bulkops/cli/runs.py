@@ -13,14 +13,14 @@ import click
 import structlog
 
 from bulkops.cli.exits import fail, finish, notify, plural, print_json
-from bulkops.cli.job import job_from, rails_from
+from bulkops.cli.job import job_from, prepare_now, rails_from
 from bulkops.cli.options import aws_settings, setup_logs
 from bulkops.cli.params import lease_times
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
 from bulkops.jobs.checks import check_target
 from bulkops.jobs.guarded import check_job_caps, run_new_guarded
 from bulkops.jobs.job import Job
-from bulkops.jobs.prepare import default_checkpoint, header_for, prepare
+from bulkops.jobs.prepare import default_checkpoint, header_for
 from bulkops.jobs.start import run_resume
 from bulkops.jobs.supervisor import Start, supervise
 from bulkops.journal.journal import JournalHeader, read_header
@@ -52,16 +52,12 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     if not kw["execute"]:
         _dry_run(kw, spec)
     try:
-        prepared = anyio.run(
-            partial(
-                prepare,
-                spec,
-                kw["manifest"],
-                manifest_format=kw["manifest_format"],
-                spool_dir=spool_dir(checkpoint),  # a spooled stdin stays beside a local job
-                checkpoint=checkpoint,
-            ),
-            backend="asyncio",
+        prepared = prepare_now(
+            spec,
+            kw["manifest"],
+            kw["manifest_format"],
+            spool_dir(checkpoint),
+            checkpoint,
         )
     except NothingToDo as exc:
         nothing_to_do(exc, kw)
@@ -86,15 +82,11 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     """Validate and plan without --execute: the caps refuse as they would, nothing is kept."""
     with tempfile.TemporaryDirectory(prefix="bulkops-plan-") as spool:  # a stdin manifest
         try:
-            prepared = anyio.run(
-                partial(
-                    prepare,
-                    spec,
-                    kw["manifest"],
-                    manifest_format=kw["manifest_format"],
-                    spool_dir=Path(spool),
-                ),
-                backend="asyncio",
+            prepared = prepare_now(
+                spec,
+                kw["manifest"],
+                kw["manifest_format"],
+                Path(spool),
             )
             if kw.get("output") == "json":
                 _warn_duplicates(prepared.summary)

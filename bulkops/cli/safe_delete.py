@@ -21,7 +21,7 @@ import click
 import structlog
 
 from bulkops.cli.exits import closing_summary, fail, notify, plural, print_json, run_ending
-from bulkops.cli.job import job_from
+from bulkops.cli.job import job_from, prepare_now
 from bulkops.engine.types import RunResult
 from bulkops.errors import (
     EXIT_OK,
@@ -34,7 +34,7 @@ from bulkops.errors import (
 from bulkops.jobs.checks import check_target
 from bulkops.jobs.guarded import check_job_caps
 from bulkops.jobs.job import Job
-from bulkops.jobs.prepare import CHECKPOINT_DIR, Prepared, default_checkpoint, prepare
+from bulkops.jobs.prepare import CHECKPOINT_DIR, Prepared, default_checkpoint
 from bulkops.jobs.safe_delete import (
     check_same_safe_delete,
     local_checkpoint,
@@ -149,16 +149,12 @@ def _plan(
     With `checkpoint`, phase 1's chunk list is written beside it (see `job.prepare`).
     """
     archive_spec = first.spec
-    prepared = anyio.run(
-        partial(
-            prepare,
-            archive_spec,
-            kw["manifest"],
-            manifest_format=kw["manifest_format"],
-            spool_dir=spool_dir,
-            checkpoint=checkpoint,
-        ),
-        backend="asyncio",
+    prepared = prepare_now(
+        archive_spec,
+        kw["manifest"],
+        kw["manifest_format"],
+        spool_dir,
+        checkpoint,
     )
     s = prepared.summary
     try:
@@ -203,16 +199,12 @@ def _phase2(
     if manifest2 is None:  # resuming phase 2: its journal names its manifest
         result = run_phase(job, None)
     else:
-        prepared = anyio.run(
-            partial(
-                prepare,
-                job.spec,
-                str(manifest2),
-                manifest_format="jsonl",
-                spool_dir=checkpoint.parent,
-                checkpoint=checkpoint,
-            ),
-            backend="asyncio",
+        prepared = prepare_now(
+            job.spec,
+            str(manifest2),
+            "jsonl",
+            checkpoint.parent,
+            checkpoint,
         )
         result = run_phase(job, prepared)
     second = _settle(result, checkpoint, again, kw)
