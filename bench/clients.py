@@ -57,7 +57,9 @@ class ClientSpec:
     rate: float | None = None  # bulkops' write ceiling; None: EngineSettings' default
     copy_rate: float | None = None
     target_status: str = "Archived"
+    expected_status: str | None = None  # bulkops set-status: --expected-status (dispatch marks)
     destination: str = "release"
+    checkpoint: str | None = None  # bulkops: the job's journal (a path or s3://); None: workdir
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClientSpec:

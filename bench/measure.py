@@ -34,6 +34,7 @@ def isolate_aws(home: Path) -> None:
         "AWS_SECURITY_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_CODEARTIFACT",
+        "AWS_ENDPOINT_URL_S3",  # the S3 scenario points it at its own moto server
         "AWS_ROLE_ARN",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",

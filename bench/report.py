@@ -202,6 +202,30 @@ def latency_rows(data: dict[str, Any]) -> Iterator[Row]:
             yield Row(f"latency {band['band']}", label, measured, target, met)
 
 
+def s3_rows(data: dict[str, Any]) -> Iterator[Row]:
+    rate = data["rate"]
+    for r in data["runs"]:
+        j, s3 = r["journal"], r.get("s3")
+        marks = " --expected-status" if r.get("marks") else ""
+        label = f"{r['store']}{marks} #{r['repeat'] + 1}"
+        measured = (
+            f"{_pct(r['steady_share'])} steady ({_pct(r['quota_share'])} overall), "
+            f"{_pct(r['throttled_share'])} throttled; journal {j['ms_per_chunk']:.2f} ms/chunk "
+            f"in writes ({j['append_ms_per_chunk']:.2f} appending), {j['writes']} writes"
+        )
+        target, met = "baseline", None
+        if s3:
+            measured += f"; {s3['record_puts_per_s']:.2f} record PUTs/s, {s3['puts']} PUTs"
+            target = f"≥95% used steady, ≤3% throttled, ≤~2 PUTs/s at {rate:.0f}/s"
+            met = (
+                r["steady_share"] >= 0.95
+                and r["throttled_share"] <= 0.03
+                and s3["record_puts_per_s"] <= 2.2
+                and r["chunks_lost"] == 0
+            )
+        yield Row(f"s3 {data['calls']} calls", label, measured, target, met)
+
+
 ROWS = {
     "quota_use": quota_rows,
     "shared_quota": shared_rows,
@@ -210,6 +234,7 @@ ROWS = {
     "memory": memory_rows,
     "emulator": emulator_rows,
     "latency": latency_rows,
+    "s3": s3_rows,
 }
 
 

@@ -3,6 +3,7 @@
     python -m bench                        # every scenario, full size (~25 minutes)
     python -m bench --scenario latency     # quota use at 25 ms to 2 s per call (~5 minutes)
     python -m bench --scenario quota_use   # one (or several) of them
+    python -m bench --scenario s3          # local vs S3 (moto) journal store at 100/s (~2 minutes)
     python -m bench --smoke                # every scenario at tiny sizes, in seconds
     python -m bench --report FILE.json     # the figures-vs-targets table of an earlier run
     python -m bench --compare OLD.json NEW.json
@@ -26,11 +27,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import charts, report, scenario_latency, scenario_quota, scenario_scale
+from bench import charts, report, scenario_latency, scenario_quota, scenario_s3, scenario_scale
 from bench.measure import REPO, isolate_aws
 from bench.sizes import FULL, SMOKE, Sizes
 
-SCENARIOS = ("quota_use", "shared_quota", "overhead", "journal", "memory", "emulator", "latency")
+SCENARIOS = (
+    "quota_use",
+    "shared_quota",
+    "overhead",
+    "journal",
+    "memory",
+    "emulator",
+    "latency",
+    "s3",
+)
 RESULTS = REPO / "bench" / "results"
 CHART_FILES = {
     "quota_use": "benchmarks-quota-use.png",
@@ -99,7 +109,7 @@ def run(
         out.write_text(json.dumps(results, indent=1))
 
     chosen = [s for s in SCENARIOS if s in scenarios]
-    if {"quota_use", "shared_quota", "latency"} & set(chosen):
+    if {"quota_use", "shared_quota", "latency", "s3"} & set(chosen):
         emu, pkgs, setup = scenario_quota.start_emulator(sizes)
         results["meta"]["setup"]["quota"] = setup
         print(f"emulator {setup['generate']}: up in {setup['startup_s']:.1f} s", flush=True)
@@ -108,6 +118,7 @@ def run(
                 ("quota_use", scenario_quota.quota_use),
                 ("shared_quota", scenario_quota.shared_quota),
                 ("latency", scenario_latency.latency),
+                ("s3", scenario_s3.s3_journal),
             ):
                 if name in chosen:
                     results["scenarios"][name] = fn(emu, pkgs, sizes, workdir, inprocess)

@@ -45,6 +45,11 @@ class Sizes:
     latency_bands: tuple[tuple[str, float, float], ...] = field(default=())
     latency_calls: int = 1200
     latency_rate: float = 100.0
+    # 8. s3: a set-status job of this many calls at this write quota, local and S3 journal
+    # stores side by side, without and with --expected-status, `s3_repeats` times each
+    s3_calls: int = 1500
+    s3_rate: float = 100.0
+    s3_repeats: int = 2
 
     @property
     def scale_versions_per_package(self) -> int:
@@ -101,4 +106,7 @@ SMOKE = Sizes(
     latency_bands=(("20-60 ms", 40, 0.5),),
     latency_calls=60,
     latency_rate=100,
+    s3_calls=30,
+    s3_rate=100,
+    s3_repeats=1,
 )

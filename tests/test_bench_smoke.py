@@ -51,6 +51,7 @@ def test_every_benchmark_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         "memory",
         "emulator",
         "latency",
+        "s3",
     }
 
     for level in scenarios["quota_use"]["levels"]:
@@ -88,6 +89,23 @@ def test_every_benchmark_scenario_runs_at_smoke_size(tmp_path: Path) -> None:
         for run in band["runs"].values():
             assert run["chunks_lost"] == 0
             assert run["chunks_done"] == run["chunks_total"] > 0
+
+    s3_runs = scenarios["s3"]["runs"]
+    assert [(r["store"], r["marks"]) for r in s3_runs] == [
+        ("local", False),
+        ("s3", False),
+        ("local", True),
+        ("s3", True),
+    ]
+    for run in s3_runs:
+        assert run["chunks_lost"] == 0
+        assert run["chunks_done"] == run["chunks_total"] > 0
+        assert run["journal"]["chunks"] >= run["chunks_done"]
+    for run in s3_runs[1::2]:
+        s3 = run["s3"]
+        # every append the client timed reached moto as one record PUT, and nothing else did
+        assert s3["by_kind"]["put records"] == run["journal"]["appends"]
+        assert s3["by_kind"]["put snapshot"] == 1 and s3["by_kind"]["put lease"] >= 1
 
     if "charts" in results["meta"]:
         for chart in results["meta"]["charts"]:
