@@ -208,3 +208,40 @@ async def test_progress_shows_the_limit_and_latency_and_says_once_when_concurren
     assert [e["message"] for e in said] == [c.limited]
     assert snap.to_log()["concurrency"] == 16 and 550 < snap.to_log()["latency_ms"] < 650
     assert bar_fields(snap)["detail"].startswith("in flight ≤16 at 5")
+
+
+class PausedJournal(MemoryJournal):
+    """A journal that stores at most one batch every `pause` seconds, as S3 does (0.5 s)."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.pause = pause
+        self.most_marks = 0  # the most dispatch marks one write carried
+
+    async def write(self, outcomes: list[tuple[object, bool]], dispatched: list[str] = ()) -> None:  # type: ignore[assignment,override]
+        await anyio.sleep(self.pause)
+        self.most_marks = max(self.most_marks, len(dispatched))
+        await super().write(outcomes, dispatched)
+
+
+@pytest.mark.asyncio
+async def test_chunks_waiting_for_their_dispatch_mark_hold_no_slot_of_the_concurrency_limit() -> (
+    None
+):
+    # A dispose needs each chunk's mark durable before its first send. With a journal that
+    # stores a batch every 0.1 s, the marks of more chunks than the limit (sized from the
+    # fast answers) must share one write, or the run crawls at limit / pause calls/s.
+    reg = FakeRegistry(delay=0.005)
+    for i in range(120):
+        reg.add("main", REF, f"1.0.{i}")
+    chunks = [Chunk.build(REF, (f"1.0.{i}",)) for i in range(120)]
+    journal = PausedJournal(0.1)
+    settings = EngineSettings(rate=400, max_concurrency=64, seed=1, commit_window=0)
+    job = JobSpec(Operation.DISPOSE, "acme", "main")
+    engine = Engine(job, reg, journal, settings)
+    result = await engine.run(WorkItem(c) for c in chunks)
+    assert result.stats.chunks_done == 120 and result.stopped is None
+    # the rate (400/s) paces the sends, so the marks of dozens of chunks share each write:
+    # a few writes, not one per limit's worth of chunks (39 writes when marks held slots)
+    assert journal.writes <= 15 and journal.most_marks > engine.flight.limit
+    assert sorted(journal.dispatched) == sorted(c.id for c in chunks)  # each marked, once

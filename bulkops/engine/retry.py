@@ -96,7 +96,7 @@ class CallRunner:
         first rate slot is won and right before the first send: once it has run, the
         call goes out whatever comes (a stop then waits for it like any call in flight).
         `gate`, when given, is held from before the rate slot until the answer: the calls
-        in flight follow its limit, and backoff sleeps hold no slot of it.
+        in flight follow its limit, and neither backoff sleeps nor `before_send` hold a slot.
         """
         policy = self.policy
         deadline = anyio.current_time() + policy.budget
@@ -106,12 +106,22 @@ class CallRunner:
                 raise Abandoned
             if gate is not None and not gate.try_acquire() and not await self.wait(gate.acquire):
                 raise Abandoned
+            held = gate is not None
             try:
                 # a slot that is due is taken at once; only a real wait can be cut short
                 if not await scope.acquire_if_due() and not await self.wait(scope.acquire):
                     raise Abandoned
                 if before_send is not None:
+                    # The mark may wait on a slow journal (S3 group-commits every 0.5 s): it
+                    # holds no slot of the gate meanwhile, so the calls in flight still carry
+                    # the rate; the slot is taken back, whatever comes, to send the call.
+                    if gate is not None:
+                        gate.release()
+                        held = False
                     await before_send()
+                    if gate is not None:
+                        await gate.acquire()  # not cut short by a stop: the call goes out
+                        held = True
                     before_send = None
                 self._on_call()
                 with anyio.fail_after(self.call_timeout):
@@ -125,7 +135,7 @@ class CallRunner:
                 scope.on_success()
                 return result
             finally:
-                if gate is not None:
+                if gate is not None and held:
                     gate.release()
             if isinstance(failure, Throttled):
                 scope.on_throttle()
