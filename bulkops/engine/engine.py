@@ -189,11 +189,11 @@ class Engine:
         def transient() -> None:
             maybe_applied[0] = True
 
-        async def mark_dispatched() -> None:  # durable before the chunk's first send
+        async def mark_dispatched() -> anyio.Event:  # durable before the chunk's first send
             mark = Mark(chunk.id, anyio.Event())
             await self._sink.emit(send, mark)
             self._sink.urgent.set()  # a send waits for this mark: no group-commit window
-            await mark.done.wait()
+            return mark.done
 
         first_send = mark_dispatched if self._marks and not maybe_applied[0] else None
         rounds = 0

@@ -20,6 +20,7 @@ from bulkops.engine.concurrency import Gate
 from bulkops.engine.limits import AdaptiveRate, RetryPolicy
 from bulkops.errors import CallFailed, CallTimeout, Conflict, Throttled
 
+MARK_HOLD = 0.05  # seconds a dispatch mark is awaited holding a slot of the gate
 log = structlog.get_logger("bulkops.engine.retry")
 T = TypeVar("T")
 
@@ -86,15 +87,16 @@ class CallRunner:
         scope: AdaptiveRate,
         fn: Callable[[], Awaitable[T]],
         on_transient: Callable[[], None] = lambda: None,
-        before_send: Callable[[], Awaitable[None]] | None = None,
+        before_send: Callable[[], Awaitable[anyio.Event | None]] | None = None,
         gate: Gate | None = None,
     ) -> T:
         """`fn()` under `scope`'s pace, retried as the policy allows.
 
         `on_transient` is told of every 5xx, timeout or dropped connection: such a call
         may have acted before its answer was lost. `before_send` runs once, after the
-        first rate slot is won and right before the first send: once it has run, the
-        call goes out whatever comes (a stop then waits for it like any call in flight).
+        first rate slot is won and right before the first send, and may return an event
+        to wait for (a dispatch mark becoming durable): once it has run, the call goes out
+        whatever comes (a stop then waits for it like any call in flight).
         `gate`, when given, is held from before the rate slot until the answer: the calls
         in flight follow its limit, and neither backoff sleeps nor `before_send` hold a slot.
         """
@@ -112,17 +114,22 @@ class CallRunner:
                 if not await scope.acquire_if_due() and not await self.wait(scope.acquire):
                     raise Abandoned
                 if before_send is not None:
-                    # The mark may wait on a slow journal (S3 group-commits every 0.5 s): it
-                    # holds no slot of the gate meanwhile, so the calls in flight still carry
-                    # the rate; the slot is taken back, whatever comes, to send the call.
-                    if gate is not None:
-                        gate.release()
-                        held = False
-                    await before_send()
-                    if gate is not None:
-                        await gate.acquire()  # not cut short by a stop: the call goes out
-                        held = True
+                    durable = await before_send()  # the chunk's dispatch mark, on its way
                     before_send = None
+                    if durable is not None and not durable.is_set():
+                        with anyio.move_on_after(MARK_HOLD):  # a local fsync: keep the slot
+                            await durable.wait()
+                    if durable is not None and not durable.is_set():
+                        # a journal that group-commits slowly (S3, every 0.5 s): waiting for
+                        # it holds no slot, so the calls in flight still carry the rate; the
+                        # slot is taken back, not cut short by a stop, to send the call
+                        if gate is not None:
+                            gate.release()
+                            held = False
+                        await durable.wait()
+                        if gate is not None:
+                            await gate.acquire()
+                            held = True
                 self._on_call()
                 with anyio.fail_after(self.call_timeout):
                     result = await fn()
