@@ -16,6 +16,9 @@ import pytest
 from bulkops.emulator import QuotaConfig, run_emulator
 from bulkops.model import PackageRef
 from tests.cli_support import bulkops, rows_for
+from tests.s3_support import moto_s3, s3_admin
+
+__all__ = ["moto_s3"]  # the session fixture, used by name
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -83,15 +86,18 @@ def _stub(path: Path, keys: list[tuple[PackageRef, str]]) -> None:
 @pytest.mark.slow
 @pytest.mark.asyncio
 async def test_the_readme_workflow_runs_against_the_emulator(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_s3: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    s3_admin(moto_s3).create_bucket(Bucket="ckpt")  # the S3 checkpoint examples' bucket
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_s3)
     async with run_emulator(generate=(12, 10), quotas=QuotaConfig.off()) as emu:
         emu.add_repository("sandbox")
         keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
         _stub(tmp_path / "old.csv", keys[:30])
         _stub(tmp_path / "prereleases.jsonl", keys[30:40])
         _stub(tmp_path / "release-2x.csv", keys[40:45])
+        _stub(tmp_path / "m.jsonl", keys[45:50])
         rules = re.search(r"cat > old-1x.toml <<'EOF'\n(.*?\n)EOF\n", README, re.S)
         assert rules is not None, "recipe 3 writes its rules file"
         (tmp_path / "old-1x.toml").write_text(rules.group(1))
