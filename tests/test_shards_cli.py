@@ -4,6 +4,7 @@ JOB_COMPLETION_INDEX as a Kubernetes Indexed Job gives it, against the emulator 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import anyio
 import pytest
 
 from bulkops.emulator import QuotaConfig, RunningEmulator, run_emulator
-from tests.cli_support import cli_env, report_lines, rows_for, write_manifest
+from tests.cli_support import cli_env, log_events, report_lines, rows_for, sent, write_manifest
 from tests.s3_support import keys, moto_s3, new_bucket
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
@@ -95,3 +96,79 @@ async def test_four_workers_one_killed_and_restarted_report_every_version_exactl
         assert [s["state"] for s in status["shards"]] == ["done"] * 4
         assert sum(s["done"] for s in status["shards"]) == len(chosen)
         assert all(s["holder"] is None for s in status["shards"])
+
+
+async def test_a_worker_with_another_manifest_exits_2_and_sends_nothing(
+    tmp_path: Path, moto_s3: str
+) -> None:
+    bucket = new_bucket(moto_s3)
+    job = f"s3://{bucket}/jobs/d"
+    async with run_emulator(generate=(6, 10), seed=8) as emu:
+        chosen = sorted(emu.versions("main"))
+        first = write_manifest(tmp_path / "a.jsonl", rows_for(chosen[:20]))
+        other = write_manifest(tmp_path / "b.jsonl", rows_for(chosen[20:40]))
+        code, _, err = await run(dispose(first, job, 2), worker_env(emu, moto_s3, 0))
+        assert code == 0, err
+        before = sent(emu)
+        code, _, err = await run(dispose(other, job, 2), worker_env(emu, moto_s3, 1))
+        assert code == 2, err
+        assert "started with another manifest" in err
+        assert sent(emu) == before  # not one call
+        assert not keys(moto_s3, bucket, "jobs/d/shard-1-of-2/")
+        code, _, err = await run(dispose(first, job, 3), worker_env(emu, moto_s3, 1))
+        assert code == 2 and "--shards 2, not 3" in err, err
+
+
+async def test_two_workers_for_one_index_one_works_and_the_other_waits_sending_nothing(
+    tmp_path: Path, moto_s3: str
+) -> None:
+    bucket = new_bucket(moto_s3)
+    job = f"s3://{bucket}/jobs/d"
+    quotas = QuotaConfig.from_dict({"write": 10})  # slow enough for the second to find it busy
+    async with run_emulator(generate=(8, 12), quotas=quotas, seed=9) as emu:
+        chosen = sorted(emu.versions("main"))
+        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(chosen))
+        args = dispose(manifest, job, 1)  # one shard: the job runs exactly as unsharded
+        env = worker_env(emu, moto_s3, 0)
+        proc = await anyio.open_process([sys.executable, "-m", "bulkops", *args], env=env)
+        async with proc:
+            with anyio.fail_after(30):
+                while not keys(moto_s3, bucket, "jobs/d/shard-0-of-1/journal/records/"):
+                    await anyio.sleep(0.05)
+            code, _, err = await run(args, env)
+            assert await proc.wait() == 0
+        assert code == 0, err
+        events = [e["event"] for e in log_events(err)]
+        assert "shard_busy_waiting" in events and "shard_ended_elsewhere" in events
+        assert "run_started" not in events and "resuming" not in events  # it sent nothing
+        assert {emu.versions("main")[k].status for k in chosen} == {"Disposed"}
+        code, out, err = await run(
+            ["report", job, "--format", "jsonl"], worker_env(emu, moto_s3, None)
+        )
+        assert code == 0, err
+        assert sorted(reported(out)) == sorted((r.package, r.namespace, v) for r, v in chosen)
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "says"),
+    [
+        (["--shards", "4", "--shard-index", "4"], {}, "out of range"),
+        (["--shard-index", "1"], {}, "no --shards"),
+        (["--shards", "2"], {"AWS_BATCH_JOB_ARRAY_INDEX": "1"}, "s3://"),
+    ],
+)
+async def test_inconsistent_shard_options_exit_2_before_any_call(
+    tmp_path: Path, extra: list[str], env: dict[str, str], says: str
+) -> None:
+    manifest = write_manifest(
+        tmp_path / "m.jsonl", [{"format": "npm", "package": "a", "version": "1"}]
+    )
+    args = ["dispose", "--domain", "acme", "--repository", "main", "--manifest", str(manifest),
+            "--execute", *extra]  # fmt: skip
+    if "s3://" not in says:
+        args += ["--checkpoint", "s3://nowhere-bucket/jobs/d"]
+    full = {**os.environ, "AWS_ENDPOINT_URL_CODEARTIFACT": "http://127.0.0.1:9", **env}
+    full["AWS_ENDPOINT_URL_S3"] = "http://127.0.0.1:9"  # nothing listens: no call is made
+    code, _, err = await run(args, full)
+    assert code == 2, err
+    assert says in err
