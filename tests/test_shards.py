@@ -1,11 +1,16 @@
-"""Shard resolution and assignment: pure, no I/O."""
+"""Shard resolution and assignment (pure), and a sharded job's objects on the memory store."""
 
 from __future__ import annotations
 
 import pytest
 
 from bulkops.errors import UsageError
+from bulkops.jobs.sharded import Descriptor, claim_job, read_descriptor, shard_header
 from bulkops.jobs.shards import Shard, resolve_shard, shard_rate
+from bulkops.journal.chunklist import CHUNKS, ChunkListWriter, read_chunks
+from bulkops.journal.journal import JournalHeader
+from bulkops.journal.memory import MemoryStore
+from bulkops.model import JobSpec, Operation, PackageRef
 
 
 def test_no_shards_anywhere_is_an_unsharded_job() -> None:
@@ -71,3 +76,59 @@ def test_rate_is_shared_and_too_small_a_share_is_refused() -> None:
 
 def test_shard_names_its_journal() -> None:
     assert Shard(2, 4).name == "shard-2-of-4"
+
+
+# The job's objects, on the in-memory store: the first claim wins, a disagreeing one is refused.
+
+SPEC = JobSpec(Operation.DISPOSE, "acme", "main")
+
+
+def _descriptor(sha: str = "a" * 64, shards: int = 4, spec: JobSpec = SPEC) -> Descriptor:
+    return Descriptor(shards, spec, sha, chunks=10, versions=900, packages=3)
+
+
+@pytest.mark.asyncio
+async def test_the_first_claim_stores_the_job_and_an_equal_one_passes() -> None:
+    store = MemoryStore()
+    await claim_job(store, _descriptor())
+    await claim_job(store, _descriptor())
+    assert await read_descriptor(store) == _descriptor()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("other", "says"),
+    [
+        (_descriptor(sha="b" * 64), "another manifest"),
+        (_descriptor(shards=3), "--shards 4, not 3"),
+        (_descriptor(spec=JobSpec(Operation.DELETE, "acme", "main")), "another job"),
+    ],
+)
+async def test_a_claim_that_disagrees_is_refused_with_exit_2(other: Descriptor, says: str) -> None:
+    store = MemoryStore()
+    await claim_job(store, _descriptor())
+    with pytest.raises(UsageError, match=says) as caught:
+        await claim_job(store, other)
+    assert caught.value.exit_code == 2
+    assert await read_descriptor(store) == _descriptor()  # the first one stays
+
+
+@pytest.mark.asyncio
+async def test_shard_chunk_lists_split_the_job_list_disjointly() -> None:
+    job = MemoryStore()
+    writer = ChunkListWriter(job)
+    refs = [PackageRef("npm", None, f"p{i}") for i in range(3)]
+    for n in range(7):
+        writer.add(refs[n % 3], [f"1.0.{n}", f"2.0.{n}"], {})
+    listing = await writer.commit()
+    header = JournalHeader.new(SPEC, chunks=7, chunk_list=listing.file,
+                               chunk_list_sha256=listing.sha256)  # fmt: skip
+    seen: list[str] = []
+    for k in range(3):
+        own = MemoryStore()
+        got = await shard_header(job, own, Shard(k, 3), header)
+        assert got.chunks == len(range(k, 7, 3)) and got.versions == 2 * got.chunks
+        assert got.chunk_list_sha256 is not None
+        seen += [v for c in [c async for c in read_chunks(own, CHUNKS, got.chunk_list_sha256)]
+                 for v in c.versions]  # fmt: skip
+    assert sorted(seen) == sorted(f"{m}.0.{n}" for n in range(7) for m in (1, 2))
