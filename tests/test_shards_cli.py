@@ -118,6 +118,20 @@ async def test_a_worker_with_another_manifest_exits_2_and_sends_nothing(
         code, _, err = await run(dispose(first, job, 3), worker_env(emu, moto_s3, 1))
         assert code == 2 and "--shards 2, not 3" in err, err
 
+        # shard 1 never ran: the job is unfinished until it is resumed, from anywhere
+        reader = worker_env(emu, moto_s3, None)
+        code, out, _ = await run(["status", job, "--format", "json"], reader)
+        assert code == 75
+        assert [s["state"] for s in json.loads(out)["shards"]] == ["done", "not started"]
+        code, _, err = await run(["resume", job, "--shard-index", "1", *QUICK], reader)
+        assert code == 0, err
+        code, out, err = await run(["status", job], reader)
+        assert code == 0, err
+        assert "shard" in out and "done" in out
+        code, out, err = await run(["report", job, "--format", "jsonl", "--exit-code"], reader)
+        assert code == 0, err
+        assert sorted(reported(out)) == sorted((r.package, r.namespace, v) for r, v in chosen[:20])
+
 
 async def test_two_workers_for_one_index_one_works_and_the_other_waits_sending_nothing(
     tmp_path: Path, moto_s3: str

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any, NoReturn
@@ -19,11 +20,12 @@ import structlog
 
 from bulkops.cli.exits import fail, finish, notify, run_ending
 from bulkops.cli.job import job_from, rails_from
-from bulkops.engine.types import RunResult, Stats
+from bulkops.engine.types import RunResult, Stats, StopSignal
 from bulkops.errors import EXIT_USAGE, BulkopsError, JournalBusy, NothingToDo, Refused
 from bulkops.jobs.guarded import check_job_caps, run_new_guarded
 from bulkops.jobs.job import Job
 from bulkops.jobs.prepare import header_for, prepare
+from bulkops.jobs.rails import Rails
 from bulkops.jobs.sharded import (
     Descriptor,
     claim_job,
@@ -33,7 +35,10 @@ from bulkops.jobs.sharded import (
     wait_for_holder,
 )
 from bulkops.jobs.shards import Shard, resolve_shard, shard_rate
+from bulkops.jobs.start import run_new
 from bulkops.jobs.supervisor import supervise
+from bulkops.journal.chunklist import CHUNKS
+from bulkops.journal.journal import JournalHeader
 from bulkops.journal.location import Checkpoint, is_remote, open_store, spool_dir
 from bulkops.manifest.scan import ManifestSummary
 from bulkops.model import JobSpec, Operation
@@ -112,30 +117,45 @@ def start_shard(kw: dict[str, Any], spec: JobSpec, prefix: Checkpoint, shard: Sh
     log.info("shard_starting", shard=shard.index, shards=shard.count, resume=exists)
     if exists:
         continue_shard(job, kw)
+    job_header = header_for(prepared)
+    new_shard(job, job_header, kw, lambda h: partial(run_new_guarded, job, prepared, h))
+
+
+def new_shard(
+    job: Job,
+    job_header: JournalHeader,
+    kw: dict[str, Any],
+    runner: Callable[[JournalHeader], Callable[[StopSignal, Stats], Awaitable[RunResult]]],
+) -> NoReturn:
+    """Write the shard's chunks and run it from the start; a shard another worker created
+    first meanwhile is continued instead."""
+    shard_store = open_store(job.checkpoint)
+    prefix = str(job.checkpoint).rsplit("/", 1)[0]
     try:
         header = anyio.run(
-            shard_header,
-            job_store,
-            open_store(location),
-            shard,
-            header_for(prepared),
+            shard_header, open_store(prefix), shard_store, _shard_of(job), job_header,
             backend="asyncio",
-        )
+        )  # fmt: skip
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
-    structlog.contextvars.bind_contextvars(job_id=header.job_id, operation=spec.operation.value)
+    structlog.contextvars.bind_contextvars(
+        job_id=header.job_id, operation=header.spec.operation.value
+    )
     try:
-        result = supervise(
-            lambda stop, stats: run_new_guarded(job, prepared, header, stop, stats),
-            job.supervision,
-        )
+        result = supervise(runner(header), job.supervision)
     except (JournalBusy, Refused) as exc:
-        if anyio.run(open_store(location).exists, backend="asyncio"):  # another worker was first
+        if anyio.run(shard_store.exists, backend="asyncio"):  # another worker was first
             continue_shard(job, kw)
         fail(str(exc), exc.exit_code)
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     sys.exit(finish(job.checkpoint, result, kw.get("output") or "text"))
+
+
+def _shard_of(job: Job) -> Shard:
+    """The shard a shard job's checkpoint (`PREFIX/shard-K-of-N`) names."""
+    _, k, _, n = str(job.checkpoint).rsplit("/", 1)[1].split("-")
+    return Shard(int(k), int(n))
 
 
 def continue_shard(job: Job, kw: dict[str, Any]) -> NoReturn:
@@ -172,7 +192,7 @@ def continue_shard(job: Job, kw: dict[str, Any]) -> NoReturn:
 
 def shard_resume(kw: dict[str, Any], prefix: Checkpoint) -> NoReturn:
     """`bulkops resume PREFIX --shard-index K`: finish shard K of the job at PREFIX."""
-    from bulkops.cli.runs import checkpoint_header
+    from bulkops.cli.runs import stored
 
     try:
         descriptor = anyio.run(read_descriptor, open_store(prefix), backend="asyncio")
@@ -185,5 +205,13 @@ def shard_resume(kw: dict[str, Any], prefix: Checkpoint) -> NoReturn:
     shard = shard_from({**kw, "shards": descriptor.shards}, prefix)
     assert shard is not None
     location = shard_location(prefix, shard)
-    header = checkpoint_header(location)
-    continue_shard(shard_job(kw, header.spec, location, shard), kw)
+    job = shard_job(kw, descriptor.spec, location, shard)
+    if not stored(location):  # never started: its chunks come from the job's chunk list
+        job_header = JournalHeader.new(
+            descriptor.spec,
+            chunk_list=CHUNKS,
+            chunk_list_sha256=descriptor.chunk_list_sha256,
+            chunks=descriptor.chunks,
+        )
+        new_shard(replace(job, rails=Rails()), job_header, kw, lambda h: partial(run_new, job, h))
+    continue_shard(job, kw)
