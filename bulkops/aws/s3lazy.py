@@ -8,10 +8,11 @@ the span of a run, so the lease is renewed and the records appended on one clien
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import aioboto3
 import anyio
@@ -141,6 +142,18 @@ class LazyS3Store:
     async def get(self, name: str) -> bytes | None:
         async with self._store() as store:
             return await store.get(name)
+
+    async def holder(self) -> dict[str, Any] | None:
+        """The journal's lease as last stored (holder, `expires`, `released`), or None."""
+        async with self._store() as store:
+            found = await store.calls.get(store.url.lease_key)
+        if found is None:
+            return None
+        try:
+            doc = json.loads(found.body)
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
 
     async def lines(self, name: str) -> AsyncIterator[bytes]:
         async with self._store() as store:

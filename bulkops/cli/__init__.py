@@ -60,6 +60,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "report_cmd",
         "Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes.",
     ),
+    "status": (
+        "bulkops.cli.status",
+        "status_cmd",
+        "Show each shard of a job: done, pending, failed, lease holder, last record's age.",
+    ),
     "demo": (
         "bulkops.cli.demo",
         "demo_cmd",

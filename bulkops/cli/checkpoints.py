@@ -19,11 +19,15 @@ from bulkops.cli.options import (
     setup_logs,
     with_options,
 )
-from bulkops.cli.params import CHECKPOINT, lease_times
+from bulkops.cli.params import CHECKPOINT, lease_times, shard_options
 from bulkops.cli.runs import checkpoint_header, resume
+from bulkops.cli.sharded import shard_resume
 from bulkops.engine.types import RunResult, Stats
 from bulkops.errors import EXIT_USAGE, BulkopsError
+from bulkops.jobs.shard_status import sharded_view
 from bulkops.journal.location import Checkpoint, open_store, use_aws
+from bulkops.journal.store import JournalStore
+from bulkops.model import Operation
 from bulkops.report.merge import Totals
 from bulkops.report.render import REPORT_FORMATS, render
 from bulkops.report.undo import make_undo, undo_lines
@@ -37,7 +41,7 @@ Example:
 )
 @click.argument("checkpoint", type=CHECKPOINT)
 @config_option
-@with_options(*run_options(), output_option)
+@with_options(*run_options(), *shard_options(), output_option)
 def resume_cmd(checkpoint: Checkpoint, **kw: Any) -> None:
     """Continue a job from its checkpoint: only what is not yet done is sent.
 
@@ -49,6 +53,8 @@ def resume_cmd(checkpoint: Checkpoint, **kw: Any) -> None:
         use_aws(aws_settings(kw), lease=lease_times(kw))
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
+    if kw.get("shard_index") is not None or kw.get("shards") is not None:
+        shard_resume(kw, checkpoint)
     resume(checkpoint, checkpoint_header(checkpoint), kw)
 
 
@@ -91,8 +97,10 @@ def report_cmd(
     """Print a job's outcome, merged over every chunk, retry and resume, in the API's shapes."""
     logs_are_json()  # sets the logs up on stderr: nothing but the report goes to stdout
     store = open_store(checkpoint)
+    stores: list[JournalStore] | JournalStore = store
+    expected = None
     if not anyio.run(store.exists, backend="asyncio"):
-        fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
+        stores, expected = _shards_of(checkpoint)
     try:
         if undo:
             if not isinstance(checkpoint, Path):
@@ -105,12 +113,28 @@ def report_cmd(
             for line in undo_lines(checkpoint, plan):
                 click.echo(line)
             return
-        job = partial(render, store, fmt, sys.stdout, failed_only=failed_only)  # type: ignore[arg-type]
+        job = partial(render, stores, fmt, sys.stdout, failed_only=failed_only, expected=expected)  # type: ignore[arg-type]
         totals = anyio.run(job, backend="asyncio")
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     if exit_code:
         sys.exit(_report_exit(checkpoint, totals))
+
+
+def _shards_of(checkpoint: Checkpoint) -> tuple[list[JournalStore], int]:
+    """The started shards of the sharded job at `checkpoint`, and what the whole job plans;
+    ends the command when there is no job there."""
+    try:
+        view = anyio.run(sharded_view, checkpoint, backend="asyncio")
+        if view is None:
+            fail(f"checkpoint {checkpoint} does not exist", EXIT_USAGE)
+        started = anyio.run(view.started, backend="asyncio")
+    except BulkopsError as exc:
+        fail(str(exc), exc.exit_code)
+    if not started:
+        fail(f"no shard of the job at {checkpoint} has started yet", EXIT_USAGE)
+    d = view.descriptor
+    return started, d.packages if d.spec.operation is Operation.DELETE_PACKAGES else d.versions
 
 
 def _report_exit(checkpoint: Checkpoint, totals: Totals) -> int:

@@ -13,7 +13,7 @@ from bulkops.aws.session import AwsSettings
 from bulkops.cli.concurrency import concurrency_options
 from bulkops.cli.config import default_map, load_job_file
 from bulkops.cli.exits import fail
-from bulkops.cli.params import checkpoint_options, lease_option
+from bulkops.cli.params import checkpoint_options, lease_option, shard_options
 from bulkops.engine.limits import RetryPolicy
 from bulkops.engine.types import EngineSettings
 from bulkops.errors import EXIT_USAGE, BulkopsError
@@ -104,6 +104,7 @@ def job_options(manifest_help: str = VERSIONS_MANIFEST) -> list[Decorator]:
             help="Manifest format when the extension does not tell.",
         ),
         *checkpoint_options(CHECKPOINT_DIR),
+        *shard_options(),
         click.option(
             "--execute",
             is_flag=True,

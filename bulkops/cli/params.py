@@ -67,6 +67,24 @@ def checkpoint_options(default_dir: Path) -> list[Decorator]:
     ]
 
 
+def shard_options() -> list[Decorator]:
+    """--shards and --shard-index: one job run by N workers sharing an S3 checkpoint."""
+    return [
+        click.option(
+            "--shards",
+            type=int,
+            help="Split the job into N shards, one per worker, all run with the same "
+            "command (default: AWS_BATCH_JOB_ARRAY_SIZE); needs --checkpoint s3://..., e.g. 4.",
+        ),
+        click.option(
+            "--shard-index",
+            type=int,
+            help="This worker's shard, 0 to N-1 (default: JOB_COMPLETION_INDEX, else "
+            "AWS_BATCH_JOB_ARRAY_INDEX), e.g. 0.",
+        ),
+    ]
+
+
 lease_option = click.option(
     "--lease-ttl",
     type=click.FloatRange(min=10.0),

@@ -16,6 +16,7 @@ from bulkops.cli.exits import fail, finish, notify, plural, print_json
 from bulkops.cli.job import job_from, prepare_now, rails_from
 from bulkops.cli.options import aws_settings, setup_logs
 from bulkops.cli.params import lease_times
+from bulkops.cli.sharded import shard_from, start_shard
 from bulkops.errors import EXIT_OK, EXIT_USAGE, BulkopsError, ManifestChanged, NothingToDo
 from bulkops.jobs.checks import check_target
 from bulkops.jobs.guarded import check_job_caps, run_new_guarded
@@ -41,6 +42,8 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
         use_aws(aws_settings(kw), kms_key=kw.get("checkpoint_kms_key"), lease=lease_times(kw))
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
+    if (shard := shard_from(kw, kw["checkpoint"])) is not None:
+        start_shard(kw, spec, checkpoint, shard)
     if kw["execute"] and stored(checkpoint):
         if kw["resume_existing"]:
             _resume_same_job(checkpoint, spec, kw)
@@ -64,7 +67,7 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
     except BulkopsError as exc:
         fail(str(exc), exc.exit_code)
     if kw.get("output") != "json":  # a script gets the closing summary alone
-        _print_plan(prepared.summary, spec, kw)
+        print_plan(prepared.summary, spec, kw)
     try:
         check_job_caps(rails_from(kw), spec, prepared.summary)
     except BulkopsError as exc:
@@ -73,7 +76,7 @@ def start_job(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
         fail(str(exc), exc.exit_code)
     job = job_from(kw, spec, checkpoint)
     header = header_for(prepared)
-    _run_job(
+    run_job(
         job, header, kw, lambda stop, stats: run_new_guarded(job, prepared, header, stop, stats)
     )
 
@@ -91,7 +94,7 @@ def _dry_run(kw: dict[str, Any], spec: JobSpec) -> NoReturn:
             if kw.get("output") == "json":
                 _warn_duplicates(prepared.summary)
             else:
-                _print_plan(prepared.summary, spec, kw)
+                print_plan(prepared.summary, spec, kw)
             check_job_caps(rails_from(kw), spec, prepared.summary)
             latency = anyio.run(check_target, aws_settings(kw), spec, backend="asyncio")
         except NothingToDo as exc:
@@ -190,10 +193,12 @@ def checkpoint_header(checkpoint: Checkpoint) -> JournalHeader:
         fail(str(exc), exc.exit_code)
 
 
-def resume(checkpoint: Checkpoint, header: JournalHeader, kw: dict[str, Any]) -> NoReturn:
-    """Run what the checkpoint's job has not yet done, under this run's options."""
-    job = job_from(kw, header.spec, checkpoint, rails=False)
-    _run_job(job, header, kw, lambda stop, stats: run_resume(job, stop, stats))
+def resume(
+    checkpoint: Checkpoint, header: JournalHeader, kw: dict[str, Any], job: Job | None = None
+) -> NoReturn:
+    """Run what the checkpoint's job has not yet done, under this run's options (or `job`'s)."""
+    job = job or job_from(kw, header.spec, checkpoint, rails=False)
+    run_job(job, header, kw, lambda stop, stats: run_resume(job, stop, stats))
 
 
 def _rate(spec: JobSpec, kw: dict[str, Any]) -> float:
@@ -235,7 +240,7 @@ def _took(seconds: float) -> str:
     return f"about {seconds:.0f}s" if seconds >= 1 else "under a second"
 
 
-def _print_plan(summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any]) -> None:
+def print_plan(summary: ManifestSummary, spec: JobSpec, kw: dict[str, Any]) -> None:
     rate = _rate(spec, kw)
     est = estimate(summary, rate=rate)
     where = (
@@ -267,7 +272,7 @@ def _warn_duplicates(summary: ManifestSummary) -> None:
         )
 
 
-def _run_job(job: Job, header: JournalHeader, kw: dict[str, Any], start: Start) -> NoReturn:
+def run_job(job: Job, header: JournalHeader, kw: dict[str, Any], start: Start) -> NoReturn:
     structlog.contextvars.bind_contextvars(
         job_id=header.job_id, operation=header.spec.operation.value
     )

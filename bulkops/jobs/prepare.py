@@ -10,6 +10,7 @@ Nothing here sends a call. A resume reads the chunk list the run wrote, not the 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -89,15 +90,22 @@ async def prepare(
     manifest_format: str | None,
     spool_dir: Path,
     checkpoint: Checkpoint | None = None,
+    claim: Callable[[str, ManifestSummary], Awaitable[None]] | None = None,
 ) -> Prepared:
     """Validate the job and its manifest; stdin (`-`) is first spooled into `spool_dir`.
 
     With `checkpoint` (a run, not a dry run), the job's chunk list is written through its
-    store. Reading, hashing and writing run in a worker thread.
+    store. Reading, hashing and writing run in a worker thread. With `claim` (a sharded
+    job), the list is shared: `claim(sha256, summary)` runs before it is stored and may
+    refuse the job, and a list another worker stored first is kept.
     """
     check_spec(spec)
     path = await anyio.to_thread.run_sync(_manifest_file, manifest, spool_dir)
-    writer = None if checkpoint is None else ChunkListWriter(open_store(checkpoint))
+    writer = (
+        None
+        if checkpoint is None
+        else ChunkListWriter(open_store(checkpoint), shared=claim is not None)
+    )
     try:
         summary = await anyio.to_thread.run_sync(
             partial(
@@ -112,6 +120,8 @@ async def prepare(
             )
         )
         if writer is not None:
+            if claim is not None and summary.targets:
+                await claim(writer.sha256, summary)
             summary = replace(summary, chunk_list=await writer.commit())
     finally:
         if writer is not None:

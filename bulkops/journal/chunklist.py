@@ -27,7 +27,7 @@ from typing import Any
 import anyio.to_thread
 import orjson
 
-from bulkops.errors import ChunkListCorrupt, UsageError
+from bulkops.errors import ChunkListCorrupt, Refused, UsageError
 from bulkops.journal.records import closing_iter
 from bulkops.journal.store import JournalStore, ObjectWriter
 from bulkops.model import Chunk, PackageRef
@@ -52,10 +52,10 @@ class ChunkList:
 class ChunkListWriter:
     """Writes a chunk list through an `ObjectWriter`; `commit` publishes it whole."""
 
-    def __init__(self, store: JournalStore) -> None:
-        self.store = store
+    def __init__(self, store: JournalStore, *, shared: bool = False) -> None:
+        self.store, self.shared = store, shared  # shared: several workers write the same list
         self.where = store.locate(CHUNKS)
-        self._out: ObjectWriter = store.writer(CHUNKS)
+        self._out: ObjectWriter = store.writer(CHUNKS, create_only=shared)
         self._dropped: list[ObjectWriter] = []
         self._sha = hashlib.sha256()
         self.size = 0
@@ -69,7 +69,7 @@ class ChunkListWriter:
     def restart(self) -> None:
         """Start the list again, empty (a second pass over the manifest)."""
         self._dropped.append(self._out)
-        self._out = self.store.writer(CHUNKS)
+        self._out = self.store.writer(CHUNKS, create_only=self.shared)
         self._sha, self.size, self.chunks = hashlib.sha256(), 0, 0
 
     def add(self, ref: PackageRef, versions: Sequence[str], revisions: Mapping[str, str]) -> None:
@@ -82,11 +82,21 @@ class ChunkListWriter:
         except OSError as exc:
             self._full(exc)
 
+    @property
+    def sha256(self) -> str:
+        """The digest of the lines added so far."""
+        return self._sha.hexdigest()
+
     async def commit(self) -> ChunkList:
-        """Publish the list under its name (replacing an orphan of an earlier try)."""
+        """Publish the list under its name (replacing an orphan of an earlier try); a shared
+        list another worker stored first stays: its digest is checked when it is read."""
         await self._abort_dropped()
         try:
             await self._out.commit()
+        except Refused:
+            if not self.shared:
+                raise
+            await self._out.abort()
         except OSError as exc:
             await self._out.abort()
             self._full(exc)

@@ -11,7 +11,9 @@ import csv
 import heapq
 import json
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, Literal, Protocol, TextIO, TypeAlias
 
 from rich.console import Console
@@ -56,19 +58,24 @@ class _Writer(Protocol):
 
 
 async def render(
-    store: JournalStore,
+    store: JournalStore | Sequence[JournalStore],
     fmt: ReportFormat,
     out: TextIO,
     *,
     failed_only: bool = False,
     top: int = 10,
+    expected: int | None = None,
 ) -> Totals:
     """Write the report of the journal in `store` to `out` as `fmt`; return the totals.
 
     `failed_only` keeps the permanently failed and pending versions; with "csv" the
-    output is then a manifest of exactly those versions, ready for a new run.
+    output is then a manifest of exactly those versions, ready for a new run. Several
+    stores (the shards of one job) are reported as one job, shard after shard; `expected`
+    (what the whole job plans) counts what no store holds yet as not started.
     """
-    header, last, count = await last_records_of(store)
+    stores = [store] if not isinstance(store, Sequence) else list(store)
+    passes = [await last_records_of(one) for one in stores]
+    header = combined([h for h, _, _ in passes])
     writer: _Writer
     if fmt == "table":
         writer = _TableWriter(out, header, top)
@@ -81,13 +88,28 @@ async def render(
     else:
         raise ValueError(f"unknown report format {fmt!r}; choose from {REPORT_FORMATS}")
     per_package = header.spec.operation is Operation.DELETE_PACKAGES
-    totals = Totals(expected=(header.packages if per_package else header.versions) or None)
-    async with aclosing(packages_of(store, last, count)) as packages:
-        async for pkg in packages:
-            totals.add(pkg)
-            writer.package(pkg)
+    planned = header.packages if per_package else header.versions
+    totals = Totals(expected=expected if expected is not None else planned or None)
+    for one, (_, last, count) in zip(stores, passes, strict=True):
+        async with aclosing(packages_of(one, last, count)) as packages:
+            async for pkg in packages:
+                totals.add(pkg)
+                writer.package(pkg)
     writer.finish(totals)
     return totals
+
+
+def combined(headers: Sequence[JournalHeader]) -> JournalHeader:
+    """One header for the shards of a job: the first one's, with the totals of them all."""
+    first = headers[0]
+    if len(headers) == 1:
+        return first
+    return replace(
+        first,
+        packages=sum(h.packages for h in headers),
+        versions=sum(h.versions for h in headers),
+        chunks=sum(h.chunks for h in headers),
+    )
 
 
 class _JsonlWriter:

@@ -7,8 +7,8 @@ from contextlib import aclosing
 
 from bulkops.journal.records import JournalHeader, iter_records
 from bulkops.journal.store import JournalStore
-from bulkops.model import PackageRef
-from bulkops.report.merge import Merger, PackageReport, _ref
+from bulkops.model import Operation, PackageRef
+from bulkops.report.merge import Merger, PackageReport, Totals, _ref
 
 
 async def last_records_of(store: JournalStore) -> tuple[JournalHeader, dict[PackageRef, int], int]:
@@ -44,3 +44,14 @@ async def packages_of(
             i += 1
     for pkg in merger.open.values():
         yield pkg
+
+
+async def totals_of(store: JournalStore) -> Totals:
+    """A journal's totals alone, as its report would end with them."""
+    header, last, count = await last_records_of(store)
+    per_package = header.spec.operation is Operation.DELETE_PACKAGES
+    totals = Totals(expected=(header.packages if per_package else header.versions) or None)
+    async with aclosing(packages_of(store, last, count)) as packages:
+        async for pkg in packages:
+            totals.add(pkg)
+    return totals
