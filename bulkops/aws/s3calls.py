@@ -182,10 +182,10 @@ class S3Calls:
         found: list[tuple[str, int]] = []
         token: str | None = None
         while True:
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
             if token:
-                kw["ContinuationToken"] = token
-            page = await self.call(prefix, partial(self.client.list_objects_v2, **kw))
+                params["ContinuationToken"] = token
+            page = await self.call(prefix, partial(self.client.list_objects_v2, **params))
             found.extend((o["Key"], int(o["Size"])) for o in page.get("Contents", ()))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
@@ -199,14 +199,14 @@ class S3Calls:
         After a 412, a 409 or a failure that may have been applied, the object is read back:
         holding exactly `body`, the write is ours (callers put a nonce in what they replace).
         """
-        kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body, **self.sse}
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": body, **self.sse}
         if if_none_match:
-            kw["IfNoneMatch"] = "*"
+            params["IfNoneMatch"] = "*"
         if if_match is not None:
-            kw["IfMatch"] = if_match
+            params["IfMatch"] = if_match
         for attempt in range(self.retry.attempts):
             try:
-                answer = await self.client.put_object(**kw)
+                answer = await self.client.put_object(**params)
                 return str(answer["ETag"])
             except (ClientError, BotoCoreError) as exc:
                 failed = exc
@@ -247,11 +247,11 @@ class S3Calls:
         """The object's bytes in pieces; a dropped stream resumes at its offset, same ETag."""
         offset, etag = 0, None
         for attempt in range(self.retry.attempts):
-            kw: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+            params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
             if etag is not None:
-                kw |= {"Range": f"bytes={offset}-", "IfMatch": etag}
+                params |= {"Range": f"bytes={offset}-", "IfMatch": etag}
             try:
-                answer = await self.client.get_object(**kw)
+                answer = await self.client.get_object(**params)
                 etag = etag or answer["ETag"]
                 body = answer["Body"]
                 async with body:

@@ -67,16 +67,16 @@ async def upload(
             answer = await calls.call(key, send)
             parts.append({"PartNumber": number, "ETag": answer["ETag"]})
             number += 1
-        kw: dict[str, Any] = {
+        params: dict[str, Any] = {
             "Bucket": bucket,
             "Key": key,
             "UploadId": upload_id,
             "MultipartUpload": {"Parts": parts},
         }
         if create_only:
-            kw["IfNoneMatch"] = "*"
+            params["IfNoneMatch"] = "*"
         try:
-            await client.complete_multipart_upload(**kw)
+            await client.complete_multipart_upload(**params)
         except ClientError as exc:
             if status_of(exc) == 412:
                 await _abort(calls, key, upload_id)
