@@ -9,6 +9,7 @@ import re
 import socket
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -263,34 +264,44 @@ async def test_a_plan_says_when_a_keep_rule_kept_nothing_inside_the_selection(
         assert named == ["keep rule 'newest' (latest 2)"]
 
 
+def archive_job(
+    emu: Any, tmp_path: Path, settings: Any, chunk_size: int = 100
+) -> tuple[list[Any], Any, Any]:
+    """(keys, job, header) of a prepared set-status job archiving every Published version
+    of the emulator's main repository, its journal at tmp_path/cp.journal."""
+    from bulkops.aws.session import AwsSettings
+    from bulkops.jobs.job import Job
+    from bulkops.jobs.prepare import header_for, prepare
+    from bulkops.model import JobSpec, Operation
+
+    keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
+    manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys))
+    cp = tmp_path / "cp.journal"
+    spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived",
+                   chunk_size=chunk_size)  # fmt: skip
+    prepared = anyio.run(partial(prepare, spec, str(manifest), manifest_format=None,
+                                 spool_dir=tmp_path, checkpoint=cp))  # fmt: skip
+    header = header_for(prepared)
+    aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
+    return keys, Job(header.spec, cp, settings, aws), header
+
+
 def test_a_journal_that_fills_its_disk_mid_run_stops_with_75_and_resumes_from_what_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import errno
 
-    from bulkops.aws.session import AwsSettings
     from bulkops.emulator.threaded import emulator_thread
     from bulkops.engine.types import EngineSettings
     from bulkops.errors import JournalFull
-    from bulkops.jobs.job import Job
-    from bulkops.jobs.prepare import header_for, prepare
     from bulkops.jobs.start import run_new, run_resume
     from bulkops.jobs.supervisor import supervise
     from bulkops.journal import local as journal_store
-    from bulkops.model import JobSpec, Operation
 
     with emulator_thread(generate=(4, 20), quotas=QuotaConfig.off()) as emu:
-        keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
-        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys))
-        cp = tmp_path / "cp.journal"
-        spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived",
-                       chunk_size=5)  # fmt: skip
-        prepared = anyio.run(partial(prepare, spec, str(manifest), manifest_format=None,
-                                     spool_dir=tmp_path, checkpoint=cp))  # fmt: skip
-        header = header_for(prepared)
-        aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
         settings = EngineSettings(concurrency=2, rate=1000, seed=1, commit_window=0)
-        job = Job(header.spec, cp, settings, aws)
+        keys, job, header = archive_job(emu, tmp_path, settings, chunk_size=5)
+        cp = job.checkpoint
         fsyncs = {"n": 0, "after_full": 0}
         real = journal_store.os.fsync
 
@@ -319,27 +330,16 @@ def test_a_disk_that_fills_on_the_journal_header_leaves_no_journal_and_nothing_s
 ) -> None:
     import errno
 
-    from bulkops.aws.session import AwsSettings
     from bulkops.emulator.threaded import emulator_thread
     from bulkops.engine.types import EngineSettings
     from bulkops.errors import UsageError
-    from bulkops.jobs.job import Job
-    from bulkops.jobs.prepare import header_for, prepare
     from bulkops.jobs.start import run_new
     from bulkops.jobs.supervisor import supervise
     from bulkops.journal import local as journal_store
-    from bulkops.model import JobSpec, Operation
 
     with emulator_thread(generate=(2, 10), quotas=QuotaConfig.off()) as emu:
-        keys = sorted(k for k, v in emu.versions("main").items() if v.status == "Published")
-        manifest = write_manifest(tmp_path / "m.jsonl", rows_for(keys))
-        cp = tmp_path / "cp.journal"
-        spec = JobSpec(Operation.SET_STATUS, "acme", "main", target_status="Archived")
-        prepared = anyio.run(partial(prepare, spec, str(manifest), manifest_format=None,
-                                     spool_dir=tmp_path, checkpoint=cp))  # fmt: skip
-        header = header_for(prepared)
-        aws = AwsSettings(endpoint_url=emu.endpoint_url, region="us-east-1")
-        job = Job(header.spec, cp, EngineSettings(rate=1000, seed=1), aws)
+        _, job, header = archive_job(emu, tmp_path, EngineSettings(rate=1000, seed=1))
+        cp = job.checkpoint
 
         def full(fd: int, data: object) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
